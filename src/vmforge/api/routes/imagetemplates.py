@@ -1,0 +1,181 @@
+"""Microsoft.VirtualMachineImages/imageTemplates and their runOutputs and triggers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from vmforge.api import render
+from vmforge.api.body import read_json
+from vmforge.api.deps import ApiVersionDep, PrincipalDep, ServicesDep
+from vmforge.service.ids import TemplatePath
+
+router = APIRouter()
+
+SUB = "/subscriptions/{subscriptionId}"
+RG = SUB + "/resourceGroups/{resourceGroupName}"
+TPL = RG + "/providers/Microsoft.VirtualMachineImages/imageTemplates/{imageTemplateName}"
+
+
+def _base(request: Request) -> str:
+    return request.app.state.settings.base_url
+
+
+def _retry(request: Request) -> int:
+    return request.app.state.settings.retry_after
+
+
+def _next_link(request: Request, token: str | None) -> str | None:
+    if token is None:
+        return None
+    q = dict(request.query_params)
+    q["$skipToken"] = token
+    from urllib.parse import urlencode
+
+    return _base(request) + request.url.path + "?" + urlencode(q)
+
+
+@router.put(TPL)
+async def put_template(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
+                       principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep,
+                       background: BackgroundTasks) -> JSONResponse:
+    body = await read_json(request, request.app.state.settings.max_body_bytes)
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    t, created, op = await run_in_threadpool(svc.templates.put, path, body, api_version, principal)
+    if op.status == "InProgress":
+        background.add_task(svc.finish, op.id)
+    headers = render.lro_headers(_base(request), op, api_version, _retry(request))
+    return JSONResponse(render.template(t, api_version), status_code=201 if created else 200, headers=headers)
+
+
+@router.get(TPL)
+async def get_template(subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
+                       principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    t = await run_in_threadpool(svc.templates.get, path)
+    return JSONResponse(render.template(t, api_version))
+
+
+@router.patch(TPL)
+async def patch_template(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
+                         principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep,
+                         background: BackgroundTasks) -> JSONResponse:
+    body = await read_json(request, request.app.state.settings.max_body_bytes)
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    t, op = await run_in_threadpool(svc.templates.patch, path, body, api_version, principal)
+    background.add_task(svc.finish, op.id)
+    headers = render.lro_headers(_base(request), op, api_version, _retry(request), location=True)
+    return JSONResponse(render.template(t, api_version), status_code=202, headers=headers)
+
+
+@router.delete(TPL)
+async def delete_template(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
+                          principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep,
+                          background: BackgroundTasks) -> Response:
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    op = await run_in_threadpool(svc.templates.delete, path)
+    if op is None:
+        return Response(status_code=204)
+    background.add_task(svc.finish, op.id)
+    headers = render.lro_headers(_base(request), op, api_version, _retry(request), async_header=False, location=True)
+    return Response(status_code=202, headers=headers)
+
+
+@router.get(SUB + "/providers/Microsoft.VirtualMachineImages/imageTemplates")
+async def list_by_subscription(request: Request, subscriptionId: str, principal: PrincipalDep,
+                               api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+    page = await run_in_threadpool(svc.templates.list, subscriptionId, None, request.query_params.get("$skipToken"))
+    return _page(request, page, api_version)
+
+
+@router.get(RG + "/providers/Microsoft.VirtualMachineImages/imageTemplates")
+async def list_by_group(request: Request, subscriptionId: str, resourceGroupName: str, principal: PrincipalDep,
+                        api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+    page = await run_in_threadpool(svc.templates.list, subscriptionId, resourceGroupName,
+                                   request.query_params.get("$skipToken"))
+    return _page(request, page, api_version)
+
+
+def _page(request: Request, page, api_version: str) -> JSONResponse:  # noqa: ANN001
+    body: dict = {"value": [render.template(t, api_version) for t in page.items]}
+    link = _next_link(request, page.next_token)
+    if link:
+        body["nextLink"] = link
+    return JSONResponse(body)
+
+
+@router.post(TPL + "/run")
+async def run_template(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
+                       principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> Response:
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    op = await run_in_threadpool(svc.runs.start, path)
+    headers = render.lro_headers(_base(request), op, api_version, _retry(request), location=True)
+    return Response(status_code=202, headers=headers)
+
+
+@router.post(TPL + "/cancel")
+async def cancel_template(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
+                          principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> Response:
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    op = await run_in_threadpool(svc.runs.cancel, path)
+    headers = render.lro_headers(_base(request), op, api_version, _retry(request), location=True)
+    return Response(status_code=202, headers=headers)
+
+
+@router.get(TPL + "/runOutputs")
+async def list_run_outputs(subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
+                           principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    rows = await run_in_threadpool(svc.runs.outputs, path)
+    return JSONResponse({"value": [render.run_output(path, r) for r in rows]})
+
+
+@router.get(TPL + "/runOutputs/{runOutputName}")
+async def get_run_output(subscriptionId: str, resourceGroupName: str, imageTemplateName: str, runOutputName: str,
+                         principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    row = await run_in_threadpool(svc.runs.output, path, runOutputName)
+    return JSONResponse(render.run_output(path, row))
+
+
+@router.get(TPL + "/triggers")
+async def list_triggers(subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
+                        principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    rows = await run_in_threadpool(svc.triggers.list, path)
+    return JSONResponse({"value": [render.trigger(path, r) for r in rows]})
+
+
+@router.get(TPL + "/triggers/{triggerName}")
+async def get_trigger(subscriptionId: str, resourceGroupName: str, imageTemplateName: str, triggerName: str,
+                      principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    row = await run_in_threadpool(svc.triggers.get, path, triggerName)
+    return JSONResponse(render.trigger(path, row))
+
+
+@router.put(TPL + "/triggers/{triggerName}")
+async def put_trigger(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
+                      triggerName: str, principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep,
+                      background: BackgroundTasks) -> JSONResponse:
+    body = await read_json(request, request.app.state.settings.max_body_bytes)
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    row, created, op = await run_in_threadpool(svc.triggers.put, path, triggerName, body, api_version)
+    if op.status == "InProgress":
+        background.add_task(svc.finish, op.id)
+    headers = render.lro_headers(_base(request), op, api_version, _retry(request))
+    return JSONResponse(render.trigger(path, row), status_code=201 if created else 200, headers=headers)
+
+
+@router.delete(TPL + "/triggers/{triggerName}")
+async def delete_trigger(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
+                         triggerName: str, principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep,
+                         background: BackgroundTasks) -> Response:
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    op = await run_in_threadpool(svc.triggers.delete, path, triggerName)
+    if op is None:
+        return Response(status_code=204)
+    background.add_task(svc.finish, op.id)
+    headers = render.lro_headers(_base(request), op, api_version, _retry(request), async_header=False, location=True)
+    return Response(status_code=202, headers=headers)

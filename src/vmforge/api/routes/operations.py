@@ -1,0 +1,43 @@
+"""The provider's operation list and the status of asynchronous operations."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from vmforge.api import render
+from vmforge.api.deps import ApiVersionDep, PrincipalDep, ServicesDep
+from vmforge.errors import ArmError
+
+router = APIRouter()
+
+OPS = "/subscriptions/{subscriptionId}/providers/Microsoft.VirtualMachineImages/locations/{location}"
+
+
+@router.get("/providers/Microsoft.VirtualMachineImages/operations")
+async def list_operations(principal: PrincipalDep, api_version: ApiVersionDep) -> JSONResponse:
+    return JSONResponse({"value": render.provider_operations()})
+
+
+@router.get(OPS + "/operations/{operationId}")
+async def operation_status(subscriptionId: str, location: str, operationId: str, principal: PrincipalDep,
+                           api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+    op = await run_in_threadpool(svc.templates.get_operation, subscriptionId, location, operationId)
+    return JSONResponse(render.operation(op))
+
+
+@router.get(OPS + "/operationResults/{operationId}")
+async def operation_result(request: Request, subscriptionId: str, location: str, operationId: str,
+                           principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> Response:
+    """ARM's Location protocol: 202 while the operation runs, 204 once it succeeded, its error if it failed."""
+    op = await run_in_threadpool(svc.templates.get_operation, subscriptionId, location, operationId)
+    settings = request.app.state.settings
+    if op.status == "InProgress":
+        headers = render.lro_headers(settings.base_url, op, api_version, settings.retry_after, async_header=False,
+                                     location=True)
+        return Response(status_code=202, headers=headers)
+    if op.status == "Succeeded":
+        return Response(status_code=204)
+    err = op.error or {"code": op.status, "message": f"The operation ended {op.status}."}
+    raise ArmError(err.get("message", ""), code=err.get("code", op.status), status=400)

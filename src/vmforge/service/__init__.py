@@ -1,0 +1,1 @@
+"""Use cases (templates, runs, triggers, operations). Domain errors only; no HTTP here."""

@@ -1,0 +1,34 @@
+"""Wires the services together for one server process."""
+
+from __future__ import annotations
+
+from vmforge.service.runs import RunService
+from vmforge.service.templates import Engine, TemplateService
+from vmforge.service.triggers import TriggerService
+from vmforge.settings import Settings
+from vmforge.store.db import Database
+
+
+class Services:
+    def __init__(self, settings: Settings, db: Database, engine: Engine) -> None:
+        self.settings = settings
+        self.db = db
+        self.engine = engine
+        self.templates = TemplateService(db, settings, engine)
+        self.runs = RunService(self.templates)
+        self.triggers = TriggerService(self.templates)
+
+    def finish(self, op_id: str) -> None:
+        """Complete an asynchronous (non-run) operation, whatever its kind."""
+        self.templates.finish_operation(op_id)
+        self.triggers.finish(op_id)
+
+    def recover(self) -> int:
+        """At start: finish what a crash interrupted, and let the engine recover its runs."""
+        pending = self.templates.pending_operations()
+        for op_id in pending:
+            self.finish(op_id)
+        recover = getattr(self.engine, "recover", None)
+        if recover is not None:
+            recover()
+        return len(pending)

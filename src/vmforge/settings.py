@@ -1,0 +1,58 @@
+"""One settings object for the server, read from flags and ``VMFORGE_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """``$VMFORGE_HOME``, else ``$XDG_DATA_HOME/vmforge``, else ``~/.local/share/vmforge``."""
+    home = os.environ.get("VMFORGE_HOME")
+    if home:
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "vmforge"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VMFORGE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 8443
+    public_url: str | None = None
+    database_url: str | None = None
+    insecure_http: bool = False
+    allow_template_updates: bool = False
+    # Items per page of list operations; the SDK pagers follow nextLink.
+    page_size: int = Field(default=1000, ge=1, le=10000)
+    max_body_bytes: int = 4 * 1024 * 1024
+    # Seconds a client should wait between polls of a long-running operation.
+    retry_after: int = 1
+    # Default tenant id reported in tokens and /tenants.
+    tenant_id: str = "72f988bf-0000-4000-8000-00000000f0f0"
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.insecure_http else "https"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'vmforge.db'}"
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,0 +1,139 @@
+"""Shared fixtures: a real vmforge server (subprocess, HTTPS with its generated certificate) and Azure SDK
+clients pointed at it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def spec_root() -> Path | None:
+    env = os.environ.get("VMFORGE_SPEC_DIR")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "spec"]:
+        if (cand / "azure-rest-api-specs").is_dir():
+            return cand / "azure-rest-api-specs"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    port: int
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def cert(self) -> str:
+        return str(self.data_dir / "tls" / "cert.pem")
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "admin.token").read_text().strip()
+
+    def start(self, timeout: float = 30) -> None:
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        log = open(self.log_path, "ab")
+        cmd = [sys.executable, "-m", "vmforge.cli", "serve", "--port", str(self.port), "--data-dir",
+               str(self.data_dir), "--log-level", "warning", *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if Path(self.cert).exists():
+                    r = httpx.get(self.url + "/healthz", verify=self.cert, timeout=1)
+                    if r.status_code == 200:
+                        return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=self.cert,
+                            headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the session, with a small page size so that lists span several pages."""
+    d = tmp_path_factory.mktemp("vmforge") / "data"
+    srv = Server(d, free_port(), ["--page-size", "3"])
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+class StaticToken:
+    """A TokenCredential that hands out the server's bearer token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs: object):  # noqa: ANN201
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes: str, options: object = None):  # noqa: ANN201
+        from azure.core.credentials import AccessTokenInfo
+
+        return AccessTokenInfo(self.token, int(time.time()) + 3600)
+
+
+SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
+
+
+def imagebuilder_client(srv: Server, api_version: str | None = None, subscription: str = SUBSCRIPTION):
+    from azure.mgmt.imagebuilder import ImageBuilderClient
+
+    kwargs = {"api_version": api_version} if api_version else {}
+    return ImageBuilderClient(StaticToken(srv.token), subscription, base_url=srv.url, connection_verify=srv.cert,
+                              retry_total=0, **kwargs)
+
+
+def load_example(version: str, name: str) -> dict:
+    root = spec_root()
+    if root is None:
+        pytest.skip("Microsoft's spec files are not present (set VMFORGE_SPEC_DIR)")
+    base = root / "specification/imagebuilder/resource-manager/Microsoft.VirtualMachineImages"
+    for cand in (base / "ImageBuilder/stable" / version / "examples" / f"{name}.json",
+                 base / "stable" / version / "examples" / f"{name}.json"):
+        if cand.exists():
+            return json.loads(cand.read_text())
+    raise FileNotFoundError(f"{version}/{name}")
