@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -66,7 +67,7 @@ class Server:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
                 if Path(self.cert).exists():
-                    r = httpx.get(self.url + "/healthz", verify=self.cert, timeout=1)
+                    r = httpx.get(self.url + "/healthz", verify=self.ssl_context(), timeout=1)
                     if r.status_code == 200:
                         return
             except httpx.HTTPError:
@@ -84,8 +85,11 @@ class Server:
                 self.proc.wait()
         self.proc = None
 
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.cert)
+
     def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=self.cert,
+        return httpx.Client(base_url=self.url, verify=self.ssl_context(),
                             headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
 
 

@@ -41,7 +41,7 @@ def rg() -> str:
 
 
 def test_no_token_is_401_with_challenge(server: Server) -> None:
-    with httpx.Client(base_url=server.url, verify=server.cert) as anon:
+    with httpx.Client(base_url=server.url, verify=server.ssl_context()) as anon:
         r = anon.get(tpl_url("rg", "x"), params={"api-version": V})
         assert r.status_code == 401
         assert r.headers["WWW-Authenticate"].startswith("Bearer")

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from vmforge import __version__
 from vmforge.api import errors
 from vmforge.api.paths import CanonicalPathMiddleware
-from vmforge.api.routes import imagetemplates, operations
+from vmforge.api.routes import compute, imagetemplates, operations
 from vmforge.auth import Authenticator, ensure_token
 from vmforge.service.container import Services
 from vmforge.service.runs import UnavailableEngine
@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(imagetemplates.router)
     app.include_router(operations.router)
+    app.include_router(compute.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

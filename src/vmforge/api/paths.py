@@ -17,6 +17,7 @@ _TYPES = {
     for w in (
         "imageTemplates", "runOutputs", "triggers", "run", "cancel", "operations", "operationResults", "locations",
         "images", "galleries", "versions", "logs", "log",
+        "publishers", "artifacttypes", "offers", "skus",
     )
 }
 

@@ -41,6 +41,9 @@ def serve(
         help="Accept a PUT that changes an existing template (Azure refuses it with 409; off by default).")] = False,
     page_size: Annotated[int, typer.Option(help="Items per page of list operations.")] = 1000,
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "info",
+    import_root: Annotated[Optional[list[Path]], typer.Option(
+        "--import-root", help="A host folder that file:// blobUris may read from (repeatable; default: "
+        "<data dir>/imports).")] = None,
 ) -> None:
     """Run the vmforge server (ARM API over HTTPS).
 
@@ -55,7 +58,7 @@ def serve(
     dd = _data_dir(data_dir)
     settings = Settings(data_dir=dd, host=host, port=port, public_url=public_url, database_url=database_url,
                         insecure_http=insecure_http, allow_template_updates=allow_template_updates,
-                        page_size=page_size)
+                        page_size=page_size, import_roots=[p.expanduser().resolve() for p in import_root or []])
     settings.ensure_dirs()
     ensure_token(dd)
     ssl: dict = {}
@@ -95,6 +98,11 @@ def token(data_dir: DataDirOpt = None) -> None:
     except FileNotFoundError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
+
+
+from vmforge.cli import image as _image  # noqa: E402
+
+app.add_typer(_image.app, name="image")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Runs: dispatch (Celery), claim with a lease, execute the build pipeline."""

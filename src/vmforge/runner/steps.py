@@ -1,0 +1,126 @@
+"""The step framework (after Packer's multistep): every step is prepared — validated, no side effects — before
+the first runs; steps run in order with cancellation checked between them; the cleanups of the steps that ran
+run last-in-first-out, whatever the ending."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from vmforge.runner.events import RunEvents, StepInfo
+from vmforge.service.runstate import RunSubState
+
+
+class BuildError(Exception):
+    """A step failed; ``code`` is AIB's error code where it has one."""
+
+    def __init__(self, message: str, code: str = "Other") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Canceled(Exception):
+    pass
+
+
+class TimedOut(Exception):
+    pass
+
+
+@dataclass
+class Context:
+    """What the steps of one run share."""
+
+    run_id: int
+    work_dir: Any
+    events: RunEvents
+    template: dict[str, Any]
+    cancel_requested: Callable[[], bool]
+    deadline: float | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.cancel_requested():
+            raise Canceled()
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TimedOut()
+
+
+class Step(ABC):
+    phase: RunSubState = RunSubState.BUILDING
+    kind: str = "step"
+
+    def __init__(self, name: str = "", options: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.options = options or {}
+        self.step_id = ""
+
+    def prepare(self, ctx: Context) -> list[str]:
+        """Check everything this step needs, without side effects; return the problems found."""
+        return []
+
+    @abstractmethod
+    def run(self, ctx: Context) -> None: ...
+
+    def cleanup(self, ctx: Context) -> None:
+        """Undo what run() left behind that must not outlive the run (called even if run() failed)."""
+
+
+def assign_ids(source_digest: str, steps: list[Step]) -> None:
+    """Content-addressed step ids: the hash of the source digest and of every step up to and including this one,
+    so a later cache can snapshot after each step and reuse it when nothing before it changed."""
+    h = hashlib.sha256(source_digest.encode())
+    for step in steps:
+        h.update(json.dumps([step.kind, step.name, step.options], sort_keys=True, default=str).encode())
+        step.step_id = h.copy().hexdigest()
+
+
+@dataclass
+class Outcome:
+    ran: list[Step]
+    failed: Step | None = None
+    error: BaseException | None = None
+
+
+def execute(ctx: Context, steps: list[Step], on_phase: Callable[[RunSubState], None]) -> Outcome:
+    """Run ``steps`` in order. Does not clean up: the caller decides when (``cleanup_all``), which is how
+    ``errorHandling: abort`` keeps the build VM's disk for inspection."""
+    ran: list[Step] = []
+    total = len(steps)
+    phase: RunSubState | None = None
+    for i, step in enumerate(steps, 1):
+        try:
+            ctx.check()
+        except (Canceled, TimedOut) as e:
+            return Outcome(ran, None, e)
+        if step.phase != phase:
+            phase = step.phase
+            on_phase(phase)
+        info = StepInfo(i, total, step.phase.value, step.kind, step.name)
+        ctx.events.step_started(info)
+        t0 = time.monotonic()
+        ran.append(step)
+        try:
+            step.run(ctx)
+        except BaseException as e:  # noqa: BLE001 — every ending is recorded, then re-judged by the caller
+            ctx.events.step_ended(info, time.monotonic() - t0, ok=False)
+            ctx.events.line(f"{step.kind} failed: {e}")
+            return Outcome(ran, step, e)
+        ctx.events.step_ended(info, time.monotonic() - t0, ok=True)
+    return Outcome(ran)
+
+
+def cleanup_all(ctx: Context, ran: list[Step]) -> list[str]:
+    problems = []
+    for step in reversed(ran):
+        try:
+            step.cleanup(ctx)
+        except Exception as e:  # noqa: BLE001 — one failed cleanup must not skip the others
+            problems.append(f"{step.kind}: {e}")
+            ctx.events.line(f"cleanup of {step.kind} failed: {e}")
+    return problems
