@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     retry_after: int = 1
     # Default tenant id reported in tokens and /tenants.
     tenant_id: str = "72f988bf-0000-4000-8000-00000000f0f0"
+    # Host folders a file:// blobUri may read from (empty: <data_dir>/imports).
+    import_roots: list[Path] = Field(default_factory=list)
 
     @property
     def scheme(self) -> str:

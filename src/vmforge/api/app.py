@@ -7,8 +7,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vmforge import __version__
 from vmforge.api import errors
@@ -21,6 +22,34 @@ from vmforge.settings import Settings
 from vmforge.store.db import Database
 
 log = logging.getLogger("vmforge")
+
+
+class RequestIdMiddleware:
+    """Adds ARM's ``x-ms-request-id`` and ``x-ms-correlation-request-id`` to every response (plain ASGI: no
+    per-request task, unlike ``BaseHTTPMiddleware``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = str(uuid.uuid4()).encode()
+        corr = rid
+        for k, v in scope.get("headers", ()):
+            if k == b"x-ms-correlation-request-id":
+                corr = v
+                break
+
+        async def send_with_ids(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                headers += [(b"x-ms-request-id", rid), (b"x-ms-correlation-request-id", corr)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_ids)
 
 
 def build_services(settings: Settings) -> Services:
@@ -60,13 +89,6 @@ def create_app(settings: Settings) -> FastAPI:
         """Liveness, without authentication; also the 'bare endpoint' of the benchmarks."""
         return JSONResponse({"status": "ok", "version": __version__})
 
-    @app.middleware("http")
-    async def request_ids(request: Request, call_next):  # noqa: ANN001, ANN202
-        rid = str(uuid.uuid4())
-        response = await call_next(request)
-        response.headers["x-ms-request-id"] = rid
-        response.headers["x-ms-correlation-request-id"] = request.headers.get("x-ms-correlation-request-id", rid)
-        return response
-
+    app.add_middleware(RequestIdMiddleware)
     app.add_middleware(CanonicalPathMiddleware)
     return app

@@ -2,85 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from vmforge import wire
 from vmforge.service.ids import (
     RUN_OUTPUT_TYPE,
-    TEMPLATE_TYPE,
     TRIGGER_TYPE,
     TemplatePath,
-    identity_ids,
     iso,
     operation_path,
     operation_result_path,
 )
-from vmforge.store.models import Operation, RunOutput, Template, Trigger
-
-
-def _system_data(t: Template) -> dict[str, Any]:
-    return {
-        "createdBy": t.created_by,
-        "createdByType": "Application",
-        "createdAt": iso(t.created_at),
-        "lastModifiedBy": t.modified_by,
-        "lastModifiedByType": "Application",
-        "lastModifiedAt": iso(t.modified_at),
-    }
-
-
-def _identity(identity: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not identity:
-        return None
-    out = {"type": identity.get("type")}
-    uais = identity.get("userAssignedIdentities")
-    if uais:
-        rendered = {}
-        for rid in uais:
-            principal, client = identity_ids(rid)
-            rendered[rid] = {"principalId": principal, "clientId": client}
-        out["userAssignedIdentities"] = rendered
-    return out
-
-
-def _exact_version(source: dict[str, Any]) -> None:
-    """Fill ``exactVersion`` where the source names one (``latest`` is resolved when a run starts)."""
-    kind = source.get("type")
-    if kind == "PlatformImage":
-        version = source.get("version")
-        if version and version.lower() != "latest":
-            source["exactVersion"] = version
-    elif kind == "SharedImageVersion":
-        last = str(source.get("imageVersionId", "")).rstrip("/").rsplit("/", 1)[-1]
-        if last and last.lower() != "latest":
-            source["exactVersion"] = last
-
-
-def template(t: Template, api_version: str) -> dict[str, Any]:
-    props = wire.render_template_properties(copy.deepcopy(t.properties), api_version)
-    if isinstance(props.get("source"), dict):
-        _exact_version(props["source"])
-    props["provisioningState"] = t.provisioning_state
-    if t.provisioning_error:
-        props["provisioningError"] = t.provisioning_error
-    if t.last_run_status:
-        props["lastRunStatus"] = t.last_run_status
-    props["exactStagingResourceGroup"] = t.staging_resource_group
-    body: dict[str, Any] = {
-        "id": TemplatePath(t.subscription_id, t.resource_group, t.name).resource_id(),
-        "name": t.name,
-        "type": TEMPLATE_TYPE,
-        "location": t.location,
-    }
-    if t.tags:
-        body["tags"] = t.tags
-    ident = _identity(t.identity)
-    if ident is not None:
-        body["identity"] = ident
-    body["properties"] = props
-    body["systemData"] = _system_data(t)
-    return body
+from vmforge.service.views import template, view  # noqa: F401  (re-exported for the routes)
+from vmforge.store.models import Operation, RunOutput, Trigger
 
 
 def trigger(path: TemplatePath, row: Trigger) -> dict[str, Any]:

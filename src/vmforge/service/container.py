@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vmforge.service import views  # noqa: F401  (registers the render-on-write hook)
 from vmforge.service.runs import RunService
 from vmforge.service.templates import Engine, TemplateService
 from vmforge.service.triggers import TriggerService

@@ -91,7 +91,7 @@ class RunService:
         return op
 
     def view(self, run_id: int) -> RunView:
-        with self.db.session() as s:
+        with self.db.read() as s:
             run = s.get(Run, run_id)
             if run is None:
                 raise NotFound(f"run {run_id} not found")
@@ -148,7 +148,7 @@ class RunService:
                 op.error = {"code": error_code or state.value, "message": run.message or f"The run ended {state.value}."}
 
     def active_runs(self) -> list[int]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             return list(s.scalars(select(Run.id).where(
                 Run.state.in_([RunState.RUNNING.value, RunState.CANCELING.value]))))
 
@@ -167,12 +167,12 @@ class RunService:
             row.run_id, row.artifact_id, row.artifact_uri, row.provisioning_state = run_id, artifact_id, artifact_uri, state
 
     def outputs(self, path: TemplatePath) -> list[RunOutput]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             t = self.templates._require(s, path)
             return list(s.scalars(select(RunOutput).where(RunOutput.template_id == t.id).order_by(RunOutput.id)))
 
     def output(self, path: TemplatePath, name: str) -> RunOutput:
-        with self.db.session() as s:
+        with self.db.read() as s:
             t = self.templates._require(s, path)
             row = s.scalar(select(RunOutput).where(RunOutput.template_id == t.id, RunOutput.name_key == name.lower()))
             if row is None:

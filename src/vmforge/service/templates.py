@@ -24,7 +24,7 @@ from vmforge.service.ids import TemplatePath, check_group, check_name, location_
 from vmforge.service.runstate import RunState
 from vmforge.settings import Settings
 from vmforge.store.db import Database
-from vmforge.store.models import Operation, Run, RunOutput, Template, Trigger
+from vmforge.store.models import VIEW_COLUMNS, Operation, Run, RunOutput, Template, Trigger
 
 UPDATE_REFUSED = "Update/Upgrade of image templates is currently not supported"
 
@@ -64,7 +64,7 @@ def decode_token(token: str | None) -> int:
 
 @dataclass
 class Page:
-    items: list[Template]
+    items: list[str]  # rendered template bodies (JSON text) of the requested api-version
     next_token: str | None
 
 
@@ -185,25 +185,39 @@ class TemplateService:
             return t, True, op
 
     # ----------------------------------------------------------------- GET / LIST
+    def get_view(self, path: TemplatePath, api_version: str) -> str:
+        """The stored ARM body of a template (the hot read path: one column, no ORM object)."""
+        sub, group, name = path.keys
+        q = select(getattr(Template, VIEW_COLUMNS[api_version])).where(
+            Template.subscription_key == sub, Template.group_key == group, Template.name_key == name,
+            Template.provisioning_state != "Deleting",
+        )
+        with self.db.engine.connect() as conn:
+            body = conn.execute(q).scalar()
+        if body is None:
+            raise not_found(path)
+        return body
+
     def get(self, path: TemplatePath) -> Template:
-        with self.db.session() as s:
+        with self.db.read() as s:
             return self._require(s, path)
 
-    def list(self, subscription: str, group: str | None, skip_token: str | None, limit: int | None = None) -> Page:
+    def list(self, subscription: str, group: str | None, skip_token: str | None, api_version: str,
+             limit: int | None = None) -> Page:
         after = decode_token(skip_token)
         limit = limit or self.settings.page_size
-        q = select(Template).where(
+        q = select(Template.id, getattr(Template, VIEW_COLUMNS[api_version])).where(
             Template.subscription_key == subscription.lower(), Template.id > after,
             Template.provisioning_state != "Deleting",
         )
         if group is not None:
             q = q.where(Template.group_key == group.lower())
         q = q.order_by(Template.id).limit(limit + 1)
-        with self.db.session() as s:
-            rows = list(s.scalars(q))
+        with self.db.read() as s:
+            rows = list(s.execute(q))
         more = len(rows) > limit
         rows = rows[:limit]
-        return Page(rows, encode_token(rows[-1].id) if more and rows else None)
+        return Page([r[1] for r in rows], encode_token(rows[-1][0]) if more and rows else None)
 
     # ----------------------------------------------------------------- PATCH
     def patch(self, path: TemplatePath, body: Any, api_version: str, principal: Principal) -> tuple[Template, Operation]:
@@ -287,13 +301,13 @@ class TemplateService:
         return self._find(s, TemplatePath(parts[2], parts[4], parts[8]))
 
     def pending_operations(self) -> list[str]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             return list(s.scalars(select(Operation.id).where(
                 Operation.status == "InProgress", Operation.kind.in_(["put", "patch", "delete", "trigger-put",
                                                                       "trigger-delete"]))))
 
     def get_operation(self, subscription: str, location: str, op_id: str) -> Operation:
-        with self.db.session() as s:
+        with self.db.read() as s:
             op = s.get(Operation, op_id.upper())
             if op is None or op.subscription_key != subscription.lower() or op.location != location_key(location):
                 raise NotFound(f"The operation '{op_id}' was not found.", code="OperationNotFound", target=op_id)

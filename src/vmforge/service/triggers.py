@@ -66,7 +66,7 @@ class TriggerService:
             op.status, op.end_time = "Succeeded", utcnow()
 
     def get(self, path: TemplatePath, name: str) -> Trigger:
-        with self.db.session() as s:
+        with self.db.read() as s:
             t = self.templates._require(s, path)
             row = s.scalar(select(Trigger).where(Trigger.template_id == t.id, Trigger.name_key == name.lower()))
             if row is None or row.provisioning_state == "Deleting":
@@ -74,7 +74,7 @@ class TriggerService:
             return row
 
     def list(self, path: TemplatePath) -> list[Trigger]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             t = self.templates._require(s, path)
             return list(s.scalars(select(Trigger).where(Trigger.template_id == t.id,
                                                         Trigger.provisioning_state != "Deleting").order_by(Trigger.id)))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -46,13 +47,22 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time; threads that collide spin in its busy handler (sleeps of up to
+        # 100 ms). Queueing writers on a process lock instead keeps latency flat under concurrency.
+        self._write_lock = threading.Lock() if url.startswith("sqlite") else nullcontext()
 
     def migrate(self) -> None:
         migrate(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose work is one transaction: committed on success, rolled back on any error."""
+        """A session whose work is one (write) transaction: committed on success, rolled back on any error."""
+        with self._write_lock, self._sessions() as s, s.begin():
+            yield s
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (no writer lock)."""
         with self._sessions() as s, s.begin():
             yield s
 

@@ -30,6 +30,15 @@ class UTCDateTime(TypeDecorator):
         return value
 
 
+# The rendered ARM body of a template, one column per api-version (see vmforge.service.views).
+VIEW_COLUMNS = {
+    "2022-07-01": "view_2022_07_01",
+    "2023-07-01": "view_2023_07_01",
+    "2024-02-01": "view_2024_02_01",
+    "2025-10-01": "view_2025_10_01",
+}
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
@@ -60,6 +69,10 @@ class Template(Base):
     last_run_status: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Optimistic-concurrency counter, bumped by every write to the row.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    view_2022_07_01: Mapped[str] = mapped_column(Text, default="")
+    view_2023_07_01: Mapped[str] = mapped_column(Text, default="")
+    view_2024_02_01: Mapped[str] = mapped_column(Text, default="")
+    view_2025_10_01: Mapped[str] = mapped_column(Text, default="")
 
     triggers: Mapped[list[Trigger]] = relationship(
         back_populates="template", cascade="all, delete-orphan", passive_deletes=True

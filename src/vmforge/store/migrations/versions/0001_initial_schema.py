@@ -53,6 +53,10 @@ def upgrade() -> None:
     sa.Column('modified_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_run_status', sa.JSON(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('view_2022_07_01', sa.Text(), nullable=False),
+    sa.Column('view_2023_07_01', sa.Text(), nullable=False),
+    sa.Column('view_2024_02_01', sa.Text(), nullable=False),
+    sa.Column('view_2025_10_01', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('subscription_key', 'group_key', 'name_key', name='uq_template_path')
     )

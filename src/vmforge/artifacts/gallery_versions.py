@@ -1,0 +1,189 @@
+"""Gallery image versions (galleries/images/versions): created from a managed image or another version
+(``storageProfile.source.id``) by sharing its stored disk, one replica set per target region (a label with
+its replica count: no bytes are copied), ``excludeFromLatest`` per version and per region."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from vmforge.artifacts import ids
+from vmforge.artifacts.blobstore import BlobStore, Staged
+from vmforge.artifacts.common import STORAGE_TYPES, Checker, keys, new_operation
+from vmforge.artifacts.errors import InvalidParameter, ParentNotFound
+from vmforge.artifacts.galleries import find_definition
+from vmforge.artifacts.versions import Candidate, latest, parse_version
+from vmforge.errors import Conflict, NotFound
+from vmforge.service.ids import check_group, location_key, utcnow
+from vmforge.store.artifact_models import GalleryImageVersion, ManagedImage, VersionReplica
+from vmforge.store.db import Database
+from vmforge.store.models import Operation
+
+PUB = "properties.publishingProfile"
+SRC = "properties.storageProfile.source.id"
+
+
+@dataclass
+class Region:
+    name: str
+    replicas: int
+    storage: str
+    exclude: bool
+
+
+def find_version(s: Session, sub: str, group: str, gallery: str, image: str, version: str) -> GalleryImageVersion | None:
+    d = find_definition(s, sub, group, gallery, image)
+    if d is None:
+        return None
+    if version.lower() == "latest":
+        rows = list(s.scalars(select(GalleryImageVersion).where(GalleryImageVersion.image_id == d.id)))
+        name = latest(Candidate(r.name, r.exclude_from_latest) for r in rows)
+        return next((r for r in rows if r.name == name), None)
+    return s.scalar(select(GalleryImageVersion).where(GalleryImageVersion.image_id == d.id,
+                                                      GalleryImageVersion.name_key == version.lower()))
+
+
+def replicas(s: Session, version_id: int) -> list[VersionReplica]:
+    return list(s.scalars(select(VersionReplica).where(VersionReplica.version_id == version_id)
+                          .order_by(VersionReplica.id)))
+
+
+def _parse(body: Any) -> tuple[Checker, dict[str, Any], str, list[Region], bool]:
+    c = Checker(body)
+    location = c.location()
+    props = c.obj(c.body, "properties", "properties", required=True)
+    pub = c.obj(props, "publishingProfile", PUB)
+    storage = c.obj(props, "storageProfile", "properties.storageProfile", required=True)
+    source_id = c.string(c.obj(storage, "source", "properties.storageProfile.source"), "id", SRC, required=True)
+    count = c.integer(pub, "replicaCount", f"{PUB}.replicaCount", minimum=1, default=1) or 1
+    stype = c.enum(pub, "storageAccountType", f"{PUB}.storageAccountType", STORAGE_TYPES, default="Standard_LRS")
+    exclude = c.boolean(pub, "excludeFromLatest", f"{PUB}.excludeFromLatest")
+    regions: list[Region] = []
+    raw = pub.get("targetRegions")
+    if raw is not None and not isinstance(raw, list):
+        c.fail(f"{PUB}.targetRegions", "'targetRegions' must be an array.")
+        raw = []
+    for i, r in enumerate(raw or []):
+        path = f"{PUB}.targetRegions[{i}]"
+        r = r if isinstance(r, dict) else {}
+        name = c.string(r, "name", f"{path}.name", required=True) or ""
+        n = c.integer(r, "regionalReplicaCount", f"{path}.regionalReplicaCount", minimum=1, default=count) or 1
+        st = c.enum(r, "storageAccountType", f"{path}.storageAccountType", STORAGE_TYPES, default=stype) or ""
+        regions.append(Region(name, n, st, c.boolean(r, "excludeFromLatest", f"{path}.excludeFromLatest", exclude)))
+    if not regions and location:
+        regions.append(Region(location, count, stype or "Standard_LRS", exclude))
+    seen = [location_key(r.name) for r in regions]
+    if len(set(seen)) != len(seen):
+        c.fail(f"{PUB}.targetRegions", "A region is listed more than once in targetRegions.")
+    if location and location_key(location) not in seen:
+        c.fail(f"{PUB}.targetRegions", f"targetRegions must include the version's own location '{location}'.")
+    return c, props, source_id or "", regions, exclude
+
+
+class GalleryVersionService:
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
+        self.db, self.blobs = db, blobs
+
+    def put(self, sub: str, group: str, gallery: str, image: str, name: str,
+            body: Any, staged: Staged | None = None) -> tuple[GalleryImageVersion, bool, Operation]:
+        """Create or update a version. ``staged`` (the build engine's output) replaces reading the disk of
+        ``storageProfile.source.id``, which is then only recorded."""
+        check_group(group)
+        major, minor, patch = parse_version(name, target="galleryImageVersionName")
+        c, props, source_id, regions, exclude = _parse(body)
+        c.raise_if_any()
+        location, tags = c.location(), c.tags()
+        props = {k: v for k, v in props.items() if k not in ("provisioningState", "replicationStatus")}
+        with self.blobs.locked(), self.db.session() as s:
+            d = find_definition(s, sub, group, gallery, image)
+            if d is None:
+                raise ParentNotFound(f"The image definition '{gallery}/{image}' under resource group '{group}' was "
+                                     "not found; create it before its versions.", target=image)
+            if location_key(location) != location_key(d.location):
+                raise InvalidParameter(f"The version's location '{location}' must be its gallery image's location "
+                                       f"'{d.location}'.", target="location")
+            row = s.scalar(select(GalleryImageVersion).where(GalleryImageVersion.image_id == d.id,
+                                                             GalleryImageVersion.name_key == name.lower()))
+            created = row is None
+            if row is None:
+                content = staged or self._source_digest(s, source_id, d.os_type, d.hyper_v_generation)
+                blob = self.blobs.acquire(s, content)
+                row = GalleryImageVersion(**keys(sub, group, name), image_id=d.id, location=location, tags=tags,
+                                          properties=props, provisioning_state="Succeeded", created_at=utcnow(),
+                                          major=major, minor=minor, patch=patch, exclude_from_latest=exclude,
+                                          source_id=source_id, blob_digest=blob.digest)
+                s.add(row)
+                s.flush()
+            else:
+                if source_id.lower() != row.source_id.lower():
+                    raise Conflict("Changing storageProfile.source of an image version is not allowed.",
+                                   code="PropertyChangeNotAllowed", target=SRC)
+                row.tags, row.properties, row.exclude_from_latest = tags, props, exclude
+                s.execute(delete(VersionReplica).where(VersionReplica.version_id == row.id))
+            for r in regions:
+                s.add(VersionReplica(version_id=row.id, region=r.name, region_key=location_key(r.name),
+                                     replica_count=r.replicas, storage_account_type=r.storage,
+                                     exclude_from_latest=r.exclude))
+            rid = ids.version_id(sub, group, gallery, image, name)
+            return row, created, new_operation(s, sub, location, rid, "compute-put")
+
+    def _source_digest(self, s: Session, source_id: str, os_type: str, generation: str) -> str:
+        p = ids.parse(source_id, target=SRC)
+        src: ManagedImage | GalleryImageVersion | None
+        if p.kind == "image":
+            from vmforge.artifacts.images import ImageService
+
+            src = ImageService.find(s, p.subscription, p.group, p.names[0])
+            kinds = (src.os_type, src.hyper_v_generation) if src else None
+        elif p.kind == "version":
+            src = find_version(s, p.subscription, p.group, *p.names)
+            d = find_definition(s, p.subscription, p.group, p.names[0], p.names[1]) if src else None
+            kinds = (d.os_type, d.hyper_v_generation) if d else None
+        else:
+            raise InvalidParameter("The source must be a managed image or a gallery image version.", target=SRC)
+        if src is None or kinds is None:
+            raise InvalidParameter(f"The source '{source_id}' was not found.", code="NotFound", target=SRC)
+        if kinds != (os_type, generation):
+            raise InvalidParameter(f"The source is {kinds[0]} {kinds[1]}; the image definition is {os_type} "
+                                   f"{generation}.", target=SRC)
+        return src.blob_digest
+
+    def get(self, sub: str, group: str, gallery: str, image: str, name: str) -> tuple[GalleryImageVersion,
+                                                                                     list[VersionReplica]]:
+        with self.db.session() as s:
+            row = find_version(s, sub, group, gallery, image, name)
+            if row is None:
+                raise NotFound(f"The Resource '{ids.GALLERY_VERSION_TYPE}/{gallery}/{image}/{name}' under resource "
+                               f"group '{group}' was not found.", target=name)
+            return row, replicas(s, row.id)
+
+    def list(self, sub: str, group: str, gallery: str, image: str) -> list[tuple[GalleryImageVersion,
+                                                                                 list[VersionReplica]]]:
+        with self.db.session() as s:
+            d = find_definition(s, sub, group, gallery, image)
+            if d is None:
+                raise NotFound(f"The Resource '{ids.GALLERY_IMAGE_TYPE}/{gallery}/{image}' under resource group "
+                               f"'{group}' was not found.", target=image)
+            rows = s.scalars(select(GalleryImageVersion).where(GalleryImageVersion.image_id == d.id).order_by(
+                GalleryImageVersion.major, GalleryImageVersion.minor, GalleryImageVersion.patch))
+            return [(r, replicas(s, r.id)) for r in rows]
+
+    def delete(self, sub: str, group: str, gallery: str, image: str, name: str) -> Operation | None:
+        if name.lower() == "latest":
+            raise InvalidParameter("'latest' names no version to delete.", target=name)
+        with self.blobs.locked():
+            with self.db.session() as s:
+                row = find_version(s, sub, group, gallery, image, name)
+                if row is None:
+                    return None
+                s.execute(delete(VersionReplica).where(VersionReplica.version_id == row.id))
+                s.delete(row)
+                s.flush()  # the row goes before the blob it points at
+                freed = self.blobs.release(s, row.blob_digest)
+                rid = ids.version_id(sub, group, gallery, image, name)
+                op = new_operation(s, sub, row.location, rid, "compute-delete")
+            self.blobs.discard([freed] if freed else [])
+        return op
