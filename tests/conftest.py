@@ -20,6 +20,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["tests.conftest_vm"]
+
 
 def spec_root() -> Path | None:
     env = os.environ.get("VMFORGE_SPEC_DIR")

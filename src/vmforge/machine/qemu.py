@@ -1,0 +1,185 @@
+"""``BuildVM``: one QEMU process (KVM or TCG) on an overlay disk, daemonized properly and always reaped.
+
+* The OS disk is attached first (``bootindex=0``), the NoCloud seed second as a CD-ROM: SeaBIOS otherwise
+  may never reach GRUB.
+* QEMU gets no stdin/stdout (its stderr goes to a file), runs in its own session and process group, and is
+  killed with that group: under the ``isolated`` network the group holds pasta and its QEMU child.
+* The serial console goes to ``serial.log``; a QMP socket gives a clean ``system_powerdown`` and ``quit``.
+* Every wait has a timeout; ``stop()`` is graceful first, then kills. A context manager and a finalizer make
+  sure no process outlives the object or the interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vmforge.machine import MachineError, Progress, no_progress, qmp
+from vmforge.machine.accel import Accel, detect
+from vmforge.machine.network import NetworkMode, free_port, netdev_args, wrapper_args
+
+
+@dataclass
+class VMSpec:
+    """What to boot and how."""
+
+    disk: Path
+    workdir: Path
+    disk_format: str = "qcow2"
+    seed: Path | None = None
+    cpus: int = 2
+    memory_mib: int = 2048
+    accel: Accel | None = None  # None: detect() (a probe boot, cached)
+    network: NetworkMode = "isolated"
+    extra_args: list[str] = field(default_factory=list)
+
+
+def _killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class BuildVM:
+    """A build VM. ``start()``, reach it at ``127.0.0.1:ssh_port``, ``stop()`` (or use ``with``)."""
+
+    def __init__(self, spec: VMSpec, progress: Progress = no_progress) -> None:
+        self.spec = spec
+        self.progress = progress
+        self.ssh_port = free_port()
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        self.serial_log = spec.workdir / "serial.log"
+        self.stderr_log = spec.workdir / "qemu.stderr"
+        self.qmp_socket = spec.workdir / "qmp.sock"
+        self.accel: Accel = spec.accel or detect()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def command(self) -> list[str]:
+        """The whole command line (network wrapper included)."""
+        s = self.spec
+        qemu = shutil.which("qemu-system-x86_64") or "qemu-system-x86_64"
+        args = wrapper_args(s.network, self.ssh_port) + [
+            qemu, "-name", "vmforge-build", "-nodefaults", "-no-user-config", "-display", "none",
+            "-machine", "pc", "-accel", self.accel, "-cpu", "host" if self.accel == "kvm" else "max",
+            "-smp", str(s.cpus), "-m", str(s.memory_mib),
+            "-drive", f"file={s.disk},format={s.disk_format},if=none,id=os,discard=unmap",
+            "-device", "virtio-blk-pci,drive=os,bootindex=0",
+        ]
+        if s.seed is not None:
+            args += ["-drive", f"file={s.seed},format=raw,if=none,id=seed,media=cdrom,readonly=on",
+                     "-device", "ide-cd,drive=seed"]
+        args += ["-device", "virtio-rng-pci", *netdev_args(s.network, self.ssh_port),
+                 "-serial", f"file:{self.serial_log}", "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
+                 *s.extra_args]
+        return args
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 30) -> None:
+        """Launch QEMU and wait until its QMP socket answers."""
+        if self._proc is not None:
+            raise MachineError("BuildVM already started")
+        self.qmp_socket.unlink(missing_ok=True)
+        self.progress(f"starting QEMU ({self.accel}, {self.spec.cpus} vCPU, {self.spec.memory_mib} MiB, "
+                      f"network {self.spec.network}, ssh on 127.0.0.1:{self.ssh_port})")
+        with self.stderr_log.open("wb") as err:
+            self._proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=err, start_new_session=True, close_fds=True)
+        self._finalizer = weakref.finalize(self, _killpg, self._proc.pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                self._reap()
+                raise MachineError(f"QEMU exited at start: {self._stderr_tail()}")
+            if self.qmp_socket.exists():
+                try:
+                    qmp.command(self.qmp_socket, "query-status", timeout=2)
+                    return
+                except MachineError:
+                    pass
+            time.sleep(0.1)
+        self.kill()
+        raise MachineError(f"QEMU's QMP socket did not answer within {timeout:g} s")
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the process to end; whether it has."""
+        if self._proc is None:
+            return True
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        self._reap()
+        return True
+
+    def powerdown(self, timeout: float = 60) -> bool:
+        """ACPI power button, then wait for the guest to power off; whether it did."""
+        if not self.running():
+            return True
+        self.progress("powering the VM down")
+        try:
+            qmp.command(self.qmp_socket, "system_powerdown")
+        except MachineError:
+            return False
+        return self.wait(timeout)
+
+    def stop(self, timeout: float = 60) -> None:
+        """Graceful (powerdown, ``timeout`` s; 0 skips it), then QMP ``quit``, then SIGKILL to the process
+        group. Never raises."""
+        if self._proc is None:
+            return
+        if self.running() and not (timeout > 0 and self.powerdown(timeout)):
+            try:
+                qmp.command(self.qmp_socket, "quit", timeout=5)
+            except MachineError:
+                pass
+            if not self.wait(10):
+                self.kill()
+        self._reap()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group and reap it."""
+        if self._proc is None:
+            return
+        _killpg(self._proc.pid)
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self._reap()
+
+    def _reap(self) -> None:
+        # QEMU (pasta's child) may outlive pasta for an instant: the group goes in any case.
+        if self._proc is not None:
+            _killpg(self._proc.pid)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self.qmp_socket.unlink(missing_ok=True)
+
+    def _stderr_tail(self, n: int = 2000) -> str:
+        try:
+            text = self.stderr_log.read_text(errors="replace")
+        except OSError:
+            return ""
+        lines = [ln for ln in text.splitlines() if "syslog" not in ln and "uid_map" not in ln]
+        return "\n".join(lines)[-n:]
+
+    def __enter__(self) -> BuildVM:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.stop(timeout=0 if exc_type is not None else 60)  # after an error, no graceful wait

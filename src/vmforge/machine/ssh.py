@@ -1,0 +1,112 @@
+"""SSH to a build VM with asyncssh: one connection for the whole build, no ``ssh`` process per command.
+
+Host keys are not verified (a fresh VM has fresh keys), which is safe only because the VM is reached through
+a port forward on the host's loopback: :class:`SSHSession` refuses any other address. The client key is an
+ed25519 pair made per run (:func:`generate_keypair`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from vmforge.machine import MachineError, Progress, no_progress
+
+LineCallback = Callable[[str, str], None]  # (stream: "stdout" | "stderr", line)
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A per-run client key pair."""
+
+    private: asyncssh.SSHKey
+    public: str  # OpenSSH one-line form, for authorized_keys
+
+
+def generate_keypair(comment: str = "vmforge-build") -> KeyPair:
+    """A fresh ed25519 key pair."""
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
+    return KeyPair(key, key.export_public_key("openssh").decode().strip())
+
+
+class SSHSession:
+    """One SSH connection to ``127.0.0.1:port`` as ``username``."""
+
+    def __init__(self, port: int, key: asyncssh.SSHKey, *, username: str = "root", host: str = "127.0.0.1",
+                 progress: Progress = no_progress) -> None:
+        if host not in LOOPBACK:
+            raise MachineError(f"refusing SSH without host key checking to {host}: loopback only")
+        self.host, self.port, self.key, self.username = host, port, key, username
+        self.progress = progress
+        self._conn: asyncssh.SSHClientConnection | None = None
+
+    async def _connect(self, timeout: float) -> asyncssh.SSHClientConnection:
+        return await asyncssh.connect(
+            self.host, self.port, username=self.username, client_keys=[self.key], known_hosts=None,
+            agent_path=None, config=None, connect_timeout=timeout, login_timeout=timeout,
+            keepalive_interval=15, keepalive_count_max=4)
+
+    async def wait_ready(self, timeout: float, interval: float = 0.5) -> float:
+        """Try to log in every ``interval`` s until it works; return the seconds it took."""
+        start = time.monotonic()
+        last = "no attempt"
+        while (left := timeout - (time.monotonic() - start)) > 0:
+            try:
+                self._conn = await self._connect(min(10.0, max(left, 1.0)))
+                waited = time.monotonic() - start
+                self.progress(f"SSH ready after {waited:.1f} s")
+                return waited
+            except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            await asyncio.sleep(interval)
+        raise MachineError(f"SSH not ready after {timeout:g} s ({last})")
+
+    @property
+    def conn(self) -> asyncssh.SSHClientConnection:
+        if self._conn is None:
+            raise MachineError("SSH session not connected: call wait_ready() first")
+        return self._conn
+
+    async def run(self, command: str, *, on_line: LineCallback | None = None,
+                  timeout: float | None = None) -> int:
+        """Run ``command``, streaming output lines to ``on_line``; return its exit status (-1 if killed)."""
+        proc: asyncssh.SSHClientProcess[str] = await self.conn.create_process(
+            command, stdin=asyncssh.DEVNULL, encoding="utf-8", errors="replace")
+
+        async def pump(stream: asyncssh.SSHReader[str], name: str) -> None:
+            while line := await stream.readline():
+                if on_line is not None:
+                    on_line(name, line.rstrip("\r\n"))
+
+        try:
+            await asyncio.wait_for(asyncio.gather(pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr"),
+                                                  proc.wait_closed()), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            proc.close()
+            raise MachineError(f"command timed out after {timeout:g} s: {command[:200]}") from None
+        status = proc.exit_status
+        return -1 if status is None else status
+
+    async def upload(self, local: Path | str, remote: str) -> None:
+        """Copy a local file to ``remote`` over SFTP."""
+        async with self.conn.start_sftp_client() as sftp:
+            await sftp.put(str(local), remote)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            await self._conn.wait_closed()
+            self._conn = None
+
+    async def __aenter__(self) -> SSHSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

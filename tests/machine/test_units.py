@@ -1,0 +1,127 @@
+"""Fast tests of vmforge.machine: accel probe, seed content, network arguments, QEMU command line, SSH guards."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vmforge.machine import MachineError, accel, network, seed
+from vmforge.machine.qemu import BuildVM, VMSpec
+from vmforge.machine.ssh import SSHSession, generate_keypair
+
+
+def test_probe_boot_sector_shape() -> None:
+    mbr = accel.boot_sector()
+    assert len(mbr) == 512 and mbr[-2:] == b"\x55\xaa"
+    assert accel.probe_command("kvm", Path("p.img"), Path("s.log"))[2:5] == ["kvm", "-cpu", "host"]
+
+
+def test_accel_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMFORGE_ACCEL", "kvm")
+    assert accel.detect() == "kvm"
+    monkeypatch.setenv("VMFORGE_ACCEL", "TCG")
+    assert accel.detect() == "tcg"
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="no QEMU")
+def test_probe_answers_tcg_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On these machines /dev/kvm exists but KVM guests abort or hang: the probe must say TCG."""
+    monkeypatch.delenv("VMFORGE_ACCEL", raising=False)
+    assert accel.probe("tcg", timeout=30)
+    assert accel.detect() == "tcg"
+
+
+def test_seed_documents() -> None:
+    cfg = seed.SeedConfig(["ssh-ed25519 AAAA k1"], hostname="b1", user="packer")
+    text = seed.user_data(cfg)
+    assert text.startswith("#cloud-config\n")
+    doc = yaml.safe_load(text)
+    assert doc["ssh_authorized_keys"] == ["ssh-ed25519 AAAA k1"]
+    assert doc["disable_root"] is False and doc["locale"] is False
+    assert doc["package_update"] is False and doc["package_upgrade"] is False
+    assert doc["hostname"] == "b1"
+    assert doc["users"][0]["name"] == "packer" and doc["users"][0]["ssh_authorized_keys"] == ["ssh-ed25519 AAAA k1"]
+    meta = yaml.safe_load(seed.meta_data(cfg))
+    assert meta["instance-id"] == cfg.instance_id
+    assert seed.SeedConfig([]).instance_id != seed.SeedConfig([]).instance_id
+
+
+@pytest.mark.skipif(shutil.which("genisoimage") is None and shutil.which("xorriso") is None, reason="no ISO tool")
+def test_seed_iso_label(tmp_path: Path) -> None:
+    iso = seed.make_seed(seed.SeedConfig(["ssh-ed25519 AAAA k1"]), tmp_path / "seed.iso")
+    data = iso.read_bytes()
+    assert data[32769:32774] == b"CD001"
+    assert data[32808:32840].decode().strip() == "cidata"
+    assert b"ssh-ed25519 AAAA k1" in data and b"instance-id" in data
+
+
+def test_network_arguments() -> None:
+    assert network.netdev_args("isolated", 2222)[1] == "user,id=net0,hostfwd=tcp::2222-:22"
+    assert "restrict=on" in network.netdev_args("restricted", 2222)[1]
+    assert "hostfwd=tcp:127.0.0.1:2222-:22" in network.netdev_args("open", 2222)[1]
+    assert network.wrapper_args("open", 2222) == []
+    with pytest.raises(MachineError):
+        network.netdev_args("bridge", 1)  # type: ignore[arg-type]
+    port = network.free_port()
+    assert 1024 < port < 65536
+
+
+@pytest.mark.skipif(shutil.which("pasta") is None, reason="pasta not installed")
+def test_isolation_wrapper_closes_host_paths() -> None:
+    args = network.wrapper_args("isolated", 2222)
+    assert Path(args[0]).name == "pasta" and args[-1] == "--"
+    assert "--no-map-gw" in args and "--config-net" in args
+    for flag in ("-T", "-U", "-u"):
+        assert args[args.index(flag) + 1] == "none"
+    assert args[args.index("-t") + 1] == "127.0.0.1/2222"
+
+
+def test_qemu_command_os_disk_first(tmp_path: Path) -> None:
+    spec = VMSpec(disk=tmp_path / "os.qcow2", workdir=tmp_path, seed=tmp_path / "seed.iso", cpus=3,
+                  memory_mib=1536, accel="tcg", network="restricted")
+    vm = BuildVM(spec)
+    cmd = vm.command()
+    joined = " ".join(cmd)
+    assert cmd[0].endswith("qemu-system-x86_64")
+    assert "-accel tcg -cpu max -smp 3 -m 1536" in joined
+    os_at = joined.index("id=os,")
+    seed_at = joined.index("id=seed,")
+    assert os_at < seed_at
+    assert "virtio-blk-pci,drive=os,bootindex=0" in joined
+    assert f"hostfwd=tcp:127.0.0.1:{vm.ssh_port}-:22" in joined
+    assert f"unix:{tmp_path / 'qmp.sock'},server=on,wait=off" in joined
+    assert f"file:{tmp_path / 'serial.log'}" in joined
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None or shutil.which("qemu-img") is None,
+                    reason="no QEMU")
+def test_no_process_left_after_an_error(vm_workdir: Path) -> None:
+    from vmforge.disk import qemuimg
+
+    disk = vm_workdir / "blank.qcow2"
+    qemuimg.run_qemu_img(["create", "-q", "-f", "qcow2", str(disk), "64M"], timeout=30)
+    with pytest.raises(RuntimeError, match="boom"):
+        with BuildVM(VMSpec(disk=disk, workdir=vm_workdir, accel="tcg", network="restricted",
+                            memory_mib=256)) as vm:
+            assert vm.running()
+            raise RuntimeError("boom")
+    assert not vm.running()
+    # vm_workdir's teardown fails the test if any process naming the directory is still alive.
+
+
+def test_qemu_start_failure_is_reported(vm_workdir: Path) -> None:
+    vm = BuildVM(VMSpec(disk=vm_workdir / "missing.qcow2", workdir=vm_workdir, accel="tcg",
+                        network="restricted"))
+    with pytest.raises(MachineError, match="QEMU exited at start"):
+        vm.start(timeout=20)
+    assert not vm.running()
+
+
+def test_ssh_refuses_non_loopback() -> None:
+    kp = generate_keypair()
+    assert kp.public.startswith("ssh-ed25519 ")
+    with pytest.raises(MachineError, match="loopback only"):
+        SSHSession(22, kp.private, host="192.0.2.10")
