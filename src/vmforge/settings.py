@@ -36,8 +36,35 @@ class Settings(BaseSettings):
     retry_after: int = 1
     # Default tenant id reported in tokens and /tenants.
     tenant_id: str = "72f988bf-0000-4000-8000-00000000f0f0"
+    # Builds run at once by this server's embedded worker.
+    build_concurrency: int = Field(default=2, ge=1, le=64)
     # Host folders a file:// blobUri may read from (empty: <data_dir>/imports).
     import_roots: list[Path] = Field(default_factory=list)
+
+    # --- identity (vmforge.identity) ---
+    # Lifetime of the access tokens the local issuer mints, in seconds.
+    token_lifetime: int = Field(default=3600, ge=60, le=86400)
+    # An external issuer whose tokens are accepted too (e.g. https://login.microsoftonline.com/{tenant}/v2.0),
+    # its JWKS URL and the audiences accepted from it (default: both ARM audiences).
+    external_issuer: str | None = None
+    external_jwks_url: str | None = None
+    external_audience: list[str] = Field(default_factory=list)
+    # Requests per hour per principal and subscription (ARM: 12000 reads, 1200 writes); 0 turns a limit off.
+    # The defaults are generous so that benchmarks are not throttled; set ARM's values to behave like ARM.
+    rate_limit_reads: int = Field(default=1_000_000, ge=0)
+    rate_limit_writes: int = Field(default=100_000, ge=0)
+    # The subscription listed at login (GET /subscriptions) for a principal with a role at the root scope.
+    subscription_id: str = "00000000-0000-0000-0000-00000000f0f0"
+    # The location reported for resource groups (GET /subscriptions/{id}/resourcegroups/{name}).
+    default_location: str = "westus"
+
+    # --- hardening ---
+    # CIDRs that outbound fetches (scriptUri, sourceUri, image URLs) may reach although they are loopback,
+    # link-local or private (vmforge.fetch refuses those by default).
+    allow_fetch_from: list[str] = Field(default_factory=list)
+    # JSON bodies: deepest nesting and longest string accepted.
+    max_json_depth: int = 64
+    max_string_bytes: int = 64 * 1024
 
     @property
     def scheme(self) -> str:

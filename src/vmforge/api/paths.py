@@ -16,7 +16,7 @@ _TYPES = {
     w.lower(): w
     for w in (
         "imageTemplates", "runOutputs", "triggers", "run", "cancel", "operations", "operationResults", "locations",
-        "images", "galleries", "versions", "logs", "log",
+        "images", "galleries", "versions", "logs", "log", "runs",
         "publishers", "artifacttypes", "offers", "skus",
     )
 }

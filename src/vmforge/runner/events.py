@@ -15,6 +15,12 @@ _REDACTIONS = [
     (re.compile(r"(?i)(authorization:\s*bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[REDACTED]"),
     (re.compile(r"(?i)([?&](sig|se|sv|sp|skoid|sktid|skt|ske|sks|skv|signature|token|code)=)[^&\s\"']+"), r"\1[REDACTED]"),
     (re.compile(r"(?i)(https?://[^:/\s]+:)[^@/\s]+@"), r"\1[REDACTED]@"),
+    # JWTs anywhere (access tokens in headers, bodies, tracebacks), client secrets in forms and JSON.
+    (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "[REDACTED-JWT]"),
+    (re.compile(r"(?i)((?:client_secret|client_assertion|password|access_token|refresh_token)=)[^&\s\"']+"),
+     r"\1[REDACTED]"),
+    (re.compile(r"(?i)(\"(?:password|client_secret|clientSecret|secret|access_token|accessToken)\"\s*:\s*\")"
+                r"[^\"]*"), r"\1[REDACTED]"),
 ]
 
 

@@ -10,6 +10,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vmforge.runner.events import RunEvents, StepInfo
@@ -37,12 +38,20 @@ class Context:
     """What the steps of one run share."""
 
     run_id: int
-    work_dir: Any
+    work_dir: Path
+    data_dir: Path
     events: RunEvents
-    template: dict[str, Any]
+    template: dict[str, Any]  # the template's properties
+    template_name: str
+    template_location: str
     cancel_requested: Callable[[], bool]
+    fetch: Callable[[str, str | None], Path]  # (url, sha256) → local file, verified
+    artifacts: Any  # vmforge.artifacts.Artifacts
     deadline: float | None = None
+    os_type: str = "Linux"
+    guest: Any = None  # vmforge.runner.guest.Guest of the VM the current phase works in
     state: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # runOutputName → artifact id / uri
 
     def check(self) -> None:
         if self.cancel_requested():

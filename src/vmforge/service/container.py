@@ -18,6 +18,7 @@ class Services:
         self.templates = TemplateService(db, settings, engine)
         self.runs = RunService(self.templates)
         self.triggers = TriggerService(self.templates)
+        self.artifacts = None  # vmforge.artifacts.Artifacts, set by the server (build_services)
 
     def finish(self, op_id: str) -> None:
         """Complete an asynchronous (non-run) operation, whatever its kind."""

@@ -7,6 +7,7 @@ template's ``lastRunStatus`` is written in the same transaction as the run's row
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -106,6 +107,8 @@ class RunService:
             if run is None:
                 raise NotFound(f"run {run_id} not found")
             cur = RunState(run.state)
+            if cur is RunState.CANCELING and state is RunState.RUNNING:
+                state = RunState.CANCELING  # a canceling run still reports its sub-state as it winds down
             check_transition(cur, RunSubState(run.sub_state) if run.sub_state else None, state, sub_state)
             run.state = state.value
             if sub_state is not None:
@@ -147,6 +150,85 @@ class RunService:
                 op.status = "Failed"
                 op.error = {"code": error_code or state.value, "message": run.message or f"The run ended {state.value}."}
 
+    # ---------------------------------------------------------------- worker side
+    def claim(self, run_id: int, owner: str, lease_seconds: int) -> bool:
+        """Take a run for execution: only an active run whose lease is free or expired can be claimed."""
+        now = utcnow()
+        with self.db.session() as s:
+            run = s.get(Run, run_id, with_for_update=True)
+            if run is None or RunState(run.state).terminal:
+                return False
+            if run.lease_owner and run.lease_owner != owner and run.lease_expires and run.lease_expires > now:
+                return False
+            run.lease_owner, run.lease_expires = owner, now + timedelta(seconds=lease_seconds)
+            run.attempts += 1
+            return True
+
+    def renew(self, run_id: int, owner: str, lease_seconds: int) -> None:
+        with self.db.session() as s:
+            run = s.get(Run, run_id, with_for_update=True)
+            if run is not None and run.lease_owner == owner:
+                run.lease_expires = utcnow() + timedelta(seconds=lease_seconds)
+
+    def is_claimed(self, run_id: int) -> bool:
+        with self.db.read() as s:
+            run = s.get(Run, run_id)
+            return run is not None and run.lease_owner is not None
+
+    def lease(self, run_id: int):  # noqa: ANN201
+        with self.db.read() as s:
+            run = s.get(Run, run_id)
+            return None if run is None else (run.lease_owner, run.lease_expires)
+
+    def cancel_requested(self, run_id: int) -> bool:
+        with self.db.read() as s:
+            run = s.get(Run, run_id)
+            return run is None or run.cancel_requested
+
+    def load(self, run_id: int) -> dict[str, Any]:
+        """What a worker needs of the run's template."""
+        with self.db.read() as s:
+            run = s.get(Run, run_id)
+            t = s.get(Template, run.template_id) if run else None
+            if t is None:
+                raise NotFound(f"run {run_id} or its template not found")
+            return {"properties": t.properties, "name": t.name, "location": t.location}
+
+    def set_log_path(self, run_id: int, path: str) -> None:
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            if run is not None:
+                run.log_path = path
+
+    def record_exact_version(self, run_id: int, exact: str | None) -> None:
+        """``latest`` resolved: the template reports the exact version (a read-only field)."""
+        if not exact:
+            return
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            t = s.get(Template, run.template_id) if run else None
+            if t is not None and isinstance(t.properties.get("source"), dict):
+                props = dict(t.properties)
+                props["source"] = {**props["source"], "exactVersion": exact}
+                t.properties = props
+
+    def runs_of(self, path: TemplatePath) -> list[Run]:
+        with self.db.read() as s:
+            t = self.templates._require(s, path)
+            return list(s.scalars(select(Run).where(Run.template_id == t.id).order_by(Run.id.desc())))
+
+    def run_of(self, path: TemplatePath, run_ref: str) -> Run:
+        with self.db.read() as s:
+            t = self.templates._require(s, path)
+            q = select(Run).where(Run.template_id == t.id)
+            if run_ref.lower() == "latest":
+                run = s.scalar(q.order_by(Run.id.desc()).limit(1))
+            else:
+                run = s.scalar(q.where(Run.id == int(run_ref))) if run_ref.isdigit() else None
+            if run is None:
+                raise NotFound(f"The run '{run_ref}' of image template '{path.name}' was not found.", target=run_ref)
+            return run
+
     def active_runs(self) -> list[int]:
         with self.db.read() as s:
             return list(s.scalars(select(Run.id).where(
@@ -180,34 +262,3 @@ class RunService:
                     f"The run output '{name}' of image template '{path.name}' was not found.", target=name
                 )
             return row
-
-
-class UnavailableEngine:
-    """The engine used until vmforge's build engine is installed: it never pretends to build.
-
-    Every run it is given ends Failed at once with a message that says why.
-    """
-
-    MESSAGE = (
-        "This vmforge server has no build engine: image builds are not available in this release, so the run "
-        "was not started. Nothing was built or distributed."
-    )
-
-    def __init__(self) -> None:
-        self.runs: RunService | None = None
-
-    def submit(self, run_id: int) -> None:
-        assert self.runs is not None
-        self.runs.transition(run_id, RunState.FAILED, message=self.MESSAGE, error_code="BuildEngineUnavailable")
-
-    def cancel(self, run_id: int) -> None:
-        assert self.runs is not None
-        view = self.runs.view(run_id)
-        if not view.state.terminal:
-            self.runs.transition(run_id, RunState.CANCELED, message="The run was canceled.")
-
-    def recover(self) -> None:
-        assert self.runs is not None
-        for run_id in self.runs.active_runs():
-            self.runs.transition(run_id, RunState.FAILED, message="The server restarted while the run was active. "
-                                 + self.MESSAGE, error_code="ServerRestarted")

@@ -76,7 +76,10 @@ def _staging_group(path: TemplatePath, props: dict[str, Any]) -> str:
 
 
 def _spec(location: str, identity: Any, props: dict[str, Any]) -> str:
-    """What must be equal for a PUT to count as 'the same template' (tags may change)."""
+    """What must be equal for a PUT to count as 'the same template' (tags may change; the read-only
+    ``source.exactVersion`` that a run records is not part of what the client sent)."""
+    if isinstance(props.get("source"), dict) and "exactVersion" in props["source"]:
+        props = {**props, "source": {k: v for k, v in props["source"].items() if k != "exactVersion"}}
     return json.dumps([location_key(location), identity, props], sort_keys=True)
 
 

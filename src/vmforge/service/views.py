@@ -47,14 +47,17 @@ def _identity(identity: dict[str, Any] | None) -> dict[str, Any] | None:
 def _exact_version(source: dict[str, Any]) -> None:
     """Fill ``exactVersion`` where the source names one (``latest`` is resolved when a run starts)."""
     kind = source.get("type")
+    if source.get("exactVersion"):
+        return  # recorded by a run that resolved 'latest'
     if kind == "PlatformImage":
         version = source.get("version")
         if version and version.lower() != "latest":
             source["exactVersion"] = version
     elif kind == "SharedImageVersion":
-        last = str(source.get("imageVersionId", "")).rstrip("/").rsplit("/", 1)[-1]
-        if last and last.lower() != "latest":
-            source["exactVersion"] = last
+        # The swagger: the exact ARM id of the version; it differs from imageVersionId only for 'latest'.
+        vid = str(source.get("imageVersionId", "")).rstrip("/")
+        if vid and vid.rsplit("/", 1)[-1].lower() != "latest":
+            source["exactVersion"] = vid
 
 
 def template(t: Template, api_version: str) -> dict[str, Any]:

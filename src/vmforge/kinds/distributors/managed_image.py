@@ -1,0 +1,25 @@
+"""ManagedImage: register the built image as ``imageId`` in ``location`` (a Microsoft.Compute image)."""
+
+from __future__ import annotations
+
+from vmforge.kinds import register
+from vmforge.runner.steps import Context, Step
+from vmforge.service.runstate import RunSubState
+
+
+@register("distribute", "ManagedImage")
+class ManagedImageStep(Step):
+    kind = "ManagedImage"
+    phase = RunSubState.DISTRIBUTING
+
+    def __init__(self, name: str = "", options: dict | None = None, phase_name: str = "distribute") -> None:
+        super().__init__(name, options)
+
+    def run(self, ctx: Context) -> None:
+        o = self.options
+        ctx.artifacts.register_managed_image(
+            ctx.state["image_path"], o["imageId"], location=o["location"], os_type=ctx.os_type,
+            os_state="Generalized", hyper_v_generation=ctx.state.get("hyper_v_generation", "V1"),
+            tags=o.get("artifactTags") or {})
+        ctx.outputs[o["runOutputName"]] = {"artifact_id": o["imageId"]}
+        ctx.events.line(f"managed image {o['imageId']} created", self.kind)

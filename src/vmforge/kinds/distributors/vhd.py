@@ -1,0 +1,66 @@
+"""VHD: export the built image as a fixed VHD aligned to 1 MiB (what Azure requires) — to ``uri`` when given
+(an Azure Blob URL of the configured account, or a ``file://`` path under an import root), else to the
+server's VHD store (``<data dir>/vhds``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from vmforge.disk import qemuimg
+from vmforge.kinds import register
+from vmforge.runner.steps import BuildError, Context, Step
+from vmforge.service.runstate import RunSubState
+
+
+@register("distribute", "VHD")
+class VhdStep(Step):
+    kind = "VHD"
+    phase = RunSubState.DISTRIBUTING
+
+    def __init__(self, name: str = "", options: dict | None = None, phase_name: str = "distribute") -> None:
+        super().__init__(name, options)
+
+    def run(self, ctx: Context) -> None:
+        o = self.options
+        vhd = ctx.work_dir / f"{o['runOutputName']}.vhd"
+        qemuimg.convert_fixed_vhd(ctx.state["image_path"], vhd, src_fmt="qcow2")
+        size = qemuimg.check_fixed_vhd(vhd)
+        uri = o.get("uri") or ""
+        try:
+            if uri.startswith("file://"):
+                dest = Path(unquote(urlparse(uri).path)).resolve()
+                if not any(dest.is_relative_to(r.resolve()) for r in ctx.artifacts.policy.import_roots):
+                    raise BuildError(f"VHD \"{self.name}\": {dest} is outside the server's import roots.")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                vhd.replace(dest)
+                result = dest.as_uri()
+            elif uri.startswith(("https://", "http://")):
+                result = self._to_blob(uri, vhd)
+            else:
+                from vmforge.artifacts.vhdstore import DirectoryVhdStore
+
+                store = DirectoryVhdStore(ctx.data_dir / "vhds")
+                result = store.put(vhd, "imagebuilder", f"{ctx.template_name}-{o['runOutputName']}-run{ctx.run_id}.vhd")
+        finally:
+            vhd.unlink(missing_ok=True)
+        ctx.outputs[o["runOutputName"]] = {"artifact_uri": result}
+        ctx.events.line(f"fixed VHD ({size} bytes) written to {result}", self.kind)
+
+    def _to_blob(self, uri: str, vhd: Path) -> str:
+        """A page blob in the Azure Blob account of ``VMFORGE_BLOB_CONNECTION_STRING`` (its URL must match)."""
+        from vmforge.artifacts.vhdstore import AzureBlobVhdStore
+
+        conn = os.environ.get("VMFORGE_BLOB_CONNECTION_STRING")
+        if not conn:
+            raise BuildError(f"VHD \"{self.name}\": uri names a blob, but no blob account is configured "
+                             "(VMFORGE_BLOB_CONNECTION_STRING).")
+        store = AzureBlobVhdStore(conn)
+        account = store.service.url.rstrip("/")
+        if not uri.startswith(account + "/"):
+            raise BuildError(f"VHD \"{self.name}\": {uri.split('?')[0]} is not in the configured account {account}.")
+        parts = uri[len(account) + 1:].split("?")[0].split("/", 1)
+        if len(parts) != 2 or not parts[1]:
+            raise BuildError(f"VHD \"{self.name}\": uri must name a container and a blob.")
+        return store.put(vhd, parts[0], parts[1])

@@ -1,0 +1,235 @@
+"""The build plan: the steps a template asks for, around the hidden ones AIB also runs.
+
+Building      Source (resolve; ``latest`` → exact version) · Disk (qcow2 overlay, grown to osDiskSizeGB) ·
+              Boot (NoCloud seed with a per-run key, or the key injected offline; QEMU; SSH)
+Customizing   the template's customizers · Generalize (in-guest deprovision, as AIB's hidden step)
+Optimizing    Trim (vmBoot Enabled: discard and zero free blocks) · Capture (power off, flatten, sparsify)
+Validating    ValidationBoot (a fresh VM on the built image) · the inVMValidations
+Distributing  one step per distributor (each independent)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from pathlib import Path
+from typing import Any
+
+from vmforge.disk import qemuimg
+from vmforge.kinds import make_step
+from vmforge.machine import inject
+from vmforge.runner.guest import boot
+from vmforge.runner.steps import BuildError, Context, Step
+from vmforge.service.runstate import RunSubState
+
+DEPROVISION_LINUX = r"""
+set -e
+export HISTSIZE=0
+rm -f /etc/ssh/ssh_host_*
+truncate -s 0 /etc/machine-id
+rm -f /var/lib/dbus/machine-id
+if command -v cloud-init >/dev/null 2>&1; then cloud-init clean --logs --seed >/dev/null 2>&1 || cloud-init clean --logs; fi
+rm -rf /var/lib/cloud/instances /var/lib/cloud/instance
+find /var/log -type f -exec truncate -s 0 {} + 2>/dev/null || true
+rm -f /root/.bash_history /home/*/.bash_history
+rm -f /root/.ssh/authorized_keys /home/*/.ssh/authorized_keys
+rm -rf /tmp/vmforge-* /var/tmp/vmforge-*
+sync
+"""
+
+# Sysprep's generalize-and-shut-down, as AIB's Windows deprovision does (untested here: no Windows image).
+DEPROVISION_WINDOWS = (
+    r'powershell.exe -NoProfile -Command "& $env:SystemRoot\System32\Sysprep\Sysprep.exe /oobe /generalize '
+    r'/quiet /quit /mode:vm; while ($true) { $s = (Get-ItemProperty HKLM:\SYSTEM\Setup\Status\SysprepStatus)'
+    r'.GeneralizationState; if ($s -eq 7) { break }; Start-Sleep 5 }"'
+)
+
+# cloud-init's marker files: an image has cloud-init if one of these exists in its root file system.
+CLOUD_INIT_PATHS = ("/usr/bin/cloud-init", "/usr/local/bin/cloud-init")
+
+
+def _loop(ctx: Context) -> asyncio.AbstractEventLoop:
+    return ctx.state["loop"]
+
+
+class SourceStep(Step):
+    kind = "Source"
+    phase = RunSubState.BUILDING
+
+    def run(self, ctx: Context) -> None:
+        src = ctx.template["source"]
+        resolved = ctx.state["resolved"]
+        ctx.os_type = resolved.os_type or "Linux"
+        ctx.state["hyper_v_generation"] = resolved.hyper_v_generation
+        where = src.get("imageId") or src.get("imageVersionId") or ":".join(
+            str(src.get(k)) for k in ("publisher", "offer", "sku", "version"))
+        ctx.events.line(f"source {src['type']} {where} → {resolved.path.name} ({ctx.os_type}"
+                        + (f", version {resolved.exact_version}" if resolved.exact_version else "") + ")", "source")
+
+
+class DiskStep(Step):
+    """A qcow2 overlay on the (read-only) source, grown to vmProfile.osDiskSizeGB when that is larger."""
+
+    kind = "Disk"
+    phase = RunSubState.BUILDING
+
+    def __init__(self, name: str, base: str, disk_name: str) -> None:
+        super().__init__(name, {"base": base})
+        self.base_key, self.disk_name = base, disk_name
+
+    def run(self, ctx: Context) -> None:
+        base: Path = ctx.state[self.base_key]
+        disk = ctx.work_dir / self.disk_name
+        size = (ctx.template.get("vmProfile") or {}).get("osDiskSizeGB") or 0
+        virtual = int(qemuimg.info(base, "qcow2")["virtual-size"])
+        grow = size * 1024**3 if size * 1024**3 > virtual else None
+        qemuimg.create_overlay(base, disk, "qcow2", size_bytes=grow)
+        ctx.state["disk"] = disk
+        ctx.events.line(f"overlay {disk.name} on {base.name}" + (f", grown to {size} GiB" if grow else ""), "disk")
+
+    def cleanup(self, ctx: Context) -> None:
+        if ctx.state.get("keep_disk") == self.disk_name:
+            return
+        (ctx.work_dir / self.disk_name).unlink(missing_ok=True)
+
+
+def needs_offline_key(image: Path, work: Path, cache: dict[str, bool]) -> bool:
+    """Whether an image lacks cloud-init (then the build key is injected offline). Checked once per image."""
+    key = image.name
+    if key not in cache:
+        raw = work / "probe.raw"
+        try:
+            qemuimg.convert(image, raw, "raw", src_fmt="qcow2")
+            offset = inject.root_offset(raw)
+            found = any("Type:" in inject.debugfs(raw, offset, [f"stat {p}"]) for p in CLOUD_INIT_PATHS)
+            cache[key] = not found
+        except Exception:  # noqa: BLE001 — not ext*, or unreadable: rely on the seed
+            cache[key] = False
+        finally:
+            raw.unlink(missing_ok=True)
+    return cache[key]
+
+
+class BootStep(Step):
+    kind = "Boot"
+    phase = RunSubState.BUILDING
+
+    def __init__(self, name: str, role: str, probe_cache: dict[str, bool]) -> None:
+        super().__init__(name, {"role": role})
+        self.role = role
+        self.probe_cache = probe_cache
+
+    def run(self, ctx: Context) -> None:
+        disk: Path = ctx.state["disk"]
+        fmt, with_seed = "qcow2", True
+        base: Path = ctx.state["base_for_" + self.role]
+        if ctx.os_type == "Linux" and needs_offline_key(base, ctx.work_dir, self.probe_cache):
+            from vmforge.machine.ssh import generate_keypair
+
+            keys = generate_keypair()
+            raw = ctx.work_dir / f"{self.role}.raw"
+            inject.inject_into_image(disk, "qcow2", [keys.public], raw)
+            disk.unlink(missing_ok=True)
+            raw.rename(disk)
+            ctx.state["disk"], fmt, with_seed = disk, "raw", False
+            ctx.events.line("no cloud-init in the image: the build key was injected offline", "boot")
+        else:
+            keys = None
+        guest, _ = boot(disk, fmt, ctx.work_dir / f"vm-{self.role}", ctx.events, _loop(ctx),
+                        vm_size=(ctx.template.get("vmProfile") or {}).get("vmSize"), os_type=ctx.os_type,
+                        with_seed=with_seed, key=keys)
+        ctx.guest = guest
+        ctx.state["vm_" + self.role] = guest.vm
+        ctx.state["disk_format"] = fmt
+
+    def cleanup(self, ctx: Context) -> None:
+        vm = ctx.state.pop("vm_" + self.role, None)
+        if ctx.guest is not None and ctx.guest.vm is vm:
+            ctx.guest.close()
+            ctx.guest = None
+        if vm is not None:
+            vm.stop(timeout=0)
+
+
+class GeneralizeStep(Step):
+    kind = "Generalize"
+    phase = RunSubState.CUSTOMIZING
+
+    def run(self, ctx: Context) -> None:
+        if ctx.os_type == "Windows":
+            status = ctx.guest.run(DEPROVISION_WINDOWS, source="deprovision")
+        else:
+            status = ctx.guest.run("/bin/sh -c " + shlex.quote(DEPROVISION_LINUX), source="deprovision")
+        if status != 0:
+            raise BuildError(f"The deprovision step failed with status {status}.", code="Other")
+
+
+class TrimStep(Step):
+    """vmBoot optimization: hand free blocks back (fstrim with discard=unmap punches holes in the overlay),
+    then zero what trim could not reach, so the captured image is smaller and copies faster."""
+
+    kind = "Optimize"
+    phase = RunSubState.OPTIMIZING
+
+    def run(self, ctx: Context) -> None:
+        before = qemuimg.info(ctx.state["disk"], ctx.state.get("disk_format"))["actual-size"]
+        ctx.guest.run("fstrim -av || true; dd if=/dev/zero of=/var/tmp/vmforge-zero bs=1M status=none 2>/dev/null;"
+                      " rm -f /var/tmp/vmforge-zero; sync; fstrim -av || true", source="optimize")
+        after = qemuimg.info(ctx.state["disk"], ctx.state.get("disk_format"))["actual-size"]
+        ctx.state["optimize_before"] = (before, after)
+        ctx.events.line(f"vmBoot optimization: build disk {before / 1e6:.1f} MB allocated before trim, "
+                        f"{after / 1e6:.1f} MB after", "optimize")
+
+
+class CaptureStep(Step):
+    """Power the VM off and flatten its disk into a standalone, sparse qcow2: the built image."""
+
+    kind = "Capture"
+    phase = RunSubState.OPTIMIZING
+
+    def run(self, ctx: Context) -> None:
+        guest = ctx.guest
+        vm = guest.vm
+        guest.close()
+        if not vm.powerdown(timeout=120):
+            ctx.events.line("the VM did not power off within 120 s: stopping it", "capture")
+            vm.stop(timeout=0)
+        out = ctx.work_dir / "built.qcow2"
+        qemuimg.convert(ctx.state["disk"], out, "qcow2", src_fmt=ctx.state.get("disk_format", "qcow2"))
+        ctx.state["image_path"] = out
+        ctx.state["base_for_validate"] = out
+        size = qemuimg.info(out, "qcow2")["actual-size"]
+        ctx.events.line(f"built image {out.name}: {size / 1e6:.1f} MB", "capture")
+
+    def cleanup(self, ctx: Context) -> None:
+        (ctx.work_dir / "built.qcow2").unlink(missing_ok=True)
+
+
+def plan(ctx: Context, probe_cache: dict[str, bool]) -> list[Step]:
+    """Every step of the run, in order (prepared, not yet run)."""
+    t: dict[str, Any] = ctx.template
+    validate = t.get("validate") or {}
+    validations = validate.get("inVMValidations") or []
+    steps: list[Step] = [SourceStep("source"), DiskStep("build disk", "base_for_build", "build.qcow2"),
+                         BootStep("build VM", "build", probe_cache)]
+    if validate.get("sourceValidationOnly"):
+        steps = [SourceStep("source"), DiskStep("validation disk", "base_for_build", "validate.qcow2"),
+                 BootStep("validation VM", "build", probe_cache)]
+        steps += [make_step("validate", v, i) for i, v in enumerate(validations)]
+    else:
+        steps += [make_step("customize", c, i) for i, c in enumerate(t.get("customize") or [])]
+        steps.append(GeneralizeStep("deprovision"))
+        if ((t.get("optimize") or {}).get("vmBoot") or {}).get("state") == "Enabled":
+            steps.append(TrimStep("vmBoot"))
+        steps.append(CaptureStep("capture"))
+        if validations:
+            steps += [DiskStep("validation disk", "base_for_validate", "validate.qcow2"),
+                      BootStep("validation VM", "validate", probe_cache)]
+            for s in steps[-2:]:
+                s.phase = RunSubState.VALIDATING
+            steps += [make_step("validate", v, i) for i, v in enumerate(validations)]
+    return steps
+
+
+def distribution(ctx: Context) -> list[Step]:
+    return [make_step("distribute", d, i) for i, d in enumerate(ctx.template.get("distribute") or [])]

@@ -1,0 +1,255 @@
+"""Execute one run: claim it, prepare every step, run them, distribute, record, clean up — whatever happens.
+
+The store is the source of truth: each sub-state is committed before its steps act. A watcher thread renews
+the run's lease, and kills the build VM at once when the run is canceled or its time is up (that ends any
+command in flight; the pipeline then sees why and ends Canceled or Failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from vmforge.errors import ArmError
+from vmforge.runner.build import distribution, plan
+from vmforge.runner.events import RunEvents
+from vmforge.runner.steps import BuildError, Canceled, Context, TimedOut, assign_ids, cleanup_all, execute
+from vmforge.service.runstate import RunState, RunSubState
+
+log = logging.getLogger("vmforge.runner")
+
+LEASE_SECONDS = 60
+DEFAULT_TIMEOUT_MIN = 240  # buildTimeoutInMinutes 0 means AIB's default of 4 hours
+SOURCE_CODES = {"PlatformImage": "BadPIRSource", "ManagedImage": "BadManagedImageSource",
+                "SharedImageVersion": "BadSharedImageVersionSource"}
+
+
+def run_dir(data_dir: Path, run_id: int) -> Path:
+    return data_dir / "runs" / str(run_id)
+
+
+def log_path(data_dir: Path, run_id: int) -> Path:
+    return run_dir(data_dir, run_id) / "customization.log"
+
+
+class Executor:
+    """Runs builds for one process (the embedded worker, or a remote ``vmforge worker``)."""
+
+    def __init__(self, services: Any, artifacts: Any, settings: Any) -> None:
+        self.services = services
+        self.runs = services.runs
+        self.artifacts = artifacts
+        self.settings = settings
+        self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.probe_cache: dict[str, bool] = {}
+        self._active: dict[int, Context] = {}
+
+    # ------------------------------------------------------------------ entry
+    def __call__(self, run_id: int) -> None:
+        if not self.runs.claim(run_id, self.owner, LEASE_SECONDS):
+            log.info("run %s is not claimable (ended, or owned by another worker)", run_id)
+            return
+        try:
+            self._execute(run_id)
+        except Exception as e:  # noqa: BLE001 — never leave a claimed run Running
+            log.exception("run %s crashed", run_id)
+            self._finish(run_id, RunState.FAILED, f"vmforge failed internally while running the build: {e}",
+                         "ServerError")
+        finally:
+            self._active.pop(run_id, None)
+
+    def kill(self, run_id: int) -> None:
+        """Stop the VMs of a run of this process now (cancel)."""
+        ctx = self._active.get(run_id)
+        if ctx is not None:
+            for key, vm in list(ctx.state.items()):
+                if key.startswith("vm_") and vm is not None:
+                    vm.kill()
+
+    # ------------------------------------------------------------------ the run
+    def _execute(self, run_id: int) -> None:
+        info = self.runs.load(run_id)  # (template props, name, location)
+        props, name, location = info["properties"], info["name"], info["location"]
+        work = run_dir(self.settings.data_dir, run_id)
+        work.mkdir(parents=True, exist_ok=True)
+        events = RunEvents(log_path(self.settings.data_dir, run_id))
+        self.runs.set_log_path(run_id, str(events.log_path))
+        timeout_min = props.get("buildTimeoutInMinutes") or DEFAULT_TIMEOUT_MIN
+        loop = asyncio.new_event_loop()
+        ctx = Context(
+            run_id=run_id, work_dir=work, data_dir=self.settings.data_dir, events=events, template=props,
+            template_name=name, template_location=location,
+            cancel_requested=lambda: self.runs.cancel_requested(run_id), fetch=self._fetcher(work),
+            artifacts=self.artifacts, deadline=time.monotonic() + timeout_min * 60,
+        )
+        ctx.state["loop"] = loop
+        self._active[run_id] = ctx
+        stop_watch = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(ctx, stop_watch), daemon=True,
+                                   name=f"vmforge-watch-{run_id}")
+        watcher.start()
+        ran: list = []
+        try:
+            events.telemetry(f"vmforge run {run_id} of image template '{name}' (timeout {timeout_min} min)")
+            self.runs.transition(run_id, RunState.RUNNING, RunSubState.BUILDING)
+            try:
+                resolved = self.artifacts.resolve_source(props["source"])
+            except ArmError as e:
+                code = SOURCE_CODES.get(props["source"].get("type"), "BadSourceType")
+                events.line(f"source: {e.message}", "source")
+                self._finish(run_id, RunState.FAILED, f"Source: {e.message}", code, events=events)
+                return
+            self.runs.record_exact_version(run_id, resolved.exact_version)
+            ctx.state.update(resolved=resolved, base_for_build=resolved.path, source_version=(
+                resolved.exact_version.rsplit("/", 1)[-1] if resolved.exact_version else None),
+                source_id=props["source"].get("imageId") or resolved.exact_version)
+            ctx.os_type = resolved.os_type or "Linux"
+            steps = plan(ctx, self.probe_cache)
+            distributors = distribution(ctx)
+            assign_ids(resolved.path.stem, steps + distributors)
+            problems = [p for s in steps + distributors for p in s.prepare(ctx)]
+            if problems:
+                self._finish(run_id, RunState.FAILED, "The template cannot be built: " + "; ".join(problems),
+                             "BadCustomizerType", events=events)
+                return
+            outcome = execute(ctx, steps, lambda phase: self.runs.transition(run_id, RunState.RUNNING, phase))
+            ran = outcome.ran
+            if self._ended_by_watch(ctx, outcome.error, run_id, events):
+                return
+            validation_failed = None
+            if outcome.error is not None:
+                step = outcome.failed
+                where = f"{step.kind} \"{step.name}\"" if step is not None else "the build"
+                msg = f"{where} failed: {outcome.error}. See the log at {events.log_path}."
+                validating = step is not None and step.phase is RunSubState.VALIDATING
+                policy = (props.get("errorHandling") or {}).get(
+                    "onValidationError" if validating else "onCustomizerError", "cleanup")
+                if policy == "abort":
+                    disk = ctx.state.get("disk")
+                    ctx.state["keep_disk"] = Path(disk).name if disk else None
+                    msg += f" errorHandling is 'abort': the VM's disk was kept for inspection at {disk}."
+                code = getattr(outcome.error, "code", "Other")
+                if not (validating and (props.get("validate") or {}).get("continueDistributeOnFailure")):
+                    self._finish(run_id, RunState.FAILED, msg, code, events=events)
+                    return
+                validation_failed = msg
+            if props.get("validate", {}).get("sourceValidationOnly"):
+                ctx.state["image_path"] = ctx.state["resolved"].path
+            cleanup_all(ctx, [s for s in ran if s.kind in ("Boot",)])  # VMs off before distribution
+            self._distribute(ctx, distributors, validation_failed)
+        finally:
+            stop_watch.set()
+            watcher.join(5)
+            cleanup_all(ctx, ran)
+            self._remove_work_files(ctx)
+            loop.close()
+            events.close()
+
+    def _distribute(self, ctx: Context, distributors: list, validation_failed: str | None) -> None:
+        run_id, events = ctx.run_id, ctx.events
+        self.runs.transition(run_id, RunState.RUNNING, RunSubState.DISTRIBUTING)
+        failures = []
+        for i, step in enumerate(distributors, 1):
+            ctx.check()
+            name = step.options["runOutputName"]
+            from vmforge.runner.events import StepInfo
+
+            info = StepInfo(i, len(distributors), "Distributing", step.kind, name)
+            events.step_started(info)
+            t0 = time.monotonic()
+            try:
+                step.run(ctx)
+                out = ctx.outputs.get(name, {})
+                self.runs.record_output(run_id, name, artifact_id=out.get("artifact_id"),
+                                        artifact_uri=out.get("artifact_uri"))
+                events.step_ended(info, time.monotonic() - t0, ok=True)
+            except Exception as e:  # noqa: BLE001 — one failing distributor must not stop the others
+                msg = getattr(e, "message", None) or str(e)
+                events.line(f"{step.kind} \"{name}\" failed: {msg}", step.kind)
+                events.step_ended(info, time.monotonic() - t0, ok=False)
+                self.runs.record_output(run_id, name, state="Failed")
+                failures.append(f"{step.kind} \"{name}\": {msg}")
+        if validation_failed:
+            self._finish(run_id, RunState.FAILED, validation_failed + " The image was distributed anyway "
+                         "(continueDistributeOnFailure).", "ValidationFailed", events=events)
+        elif failures and len(failures) == len(distributors):
+            self._finish(run_id, RunState.FAILED, "Every distributor failed: " + "; ".join(failures),
+                         "BadDistributeType", events=events)
+        elif failures:
+            self._finish(run_id, RunState.PARTIALLY_SUCCEEDED, "Some distributors failed: " + "; ".join(failures)
+                         + f" See the log at {events.log_path}.", "PartiallySucceeded", events=events)
+        else:
+            self._finish(run_id, RunState.SUCCEEDED, "", None, events=events)
+
+    # ------------------------------------------------------------------ endings
+    def _ended_by_watch(self, ctx: Context, error: BaseException | None, run_id: int, events: RunEvents) -> bool:
+        if isinstance(error, Canceled) or (error is not None and self.runs.cancel_requested(run_id)):
+            self._finish(run_id, RunState.CANCELED, "The run was canceled.", "Canceled", events=events)
+            return True
+        if isinstance(error, TimedOut) or (error is not None and ctx.deadline and time.monotonic() > ctx.deadline):
+            minutes = ctx.template.get("buildTimeoutInMinutes") or DEFAULT_TIMEOUT_MIN
+            self._finish(run_id, RunState.FAILED, f"The build exceeded its timeout of {minutes} minutes "
+                         "(buildTimeoutInMinutes) and was stopped.", "BuildTimeout", events=events)
+            return True
+        return False
+
+    def _finish(self, run_id: int, state: RunState, message: str, code: str | None, *,
+                events: RunEvents | None = None) -> None:
+        if events is not None:
+            events.telemetry(f"run ended {state.value}" + (f": {message}" if message else ""))
+        if self.runs.view(run_id).state.terminal:
+            return
+        self.runs.transition(run_id, state, message=message, error_code=code)
+
+    # ------------------------------------------------------------------ helpers
+    def _watch(self, ctx: Context, stop: threading.Event) -> None:
+        last_lease = time.monotonic()
+        while not stop.wait(0.5):
+            try:
+                if time.monotonic() - last_lease > LEASE_SECONDS / 3:
+                    self.runs.renew(ctx.run_id, self.owner, LEASE_SECONDS)
+                    last_lease = time.monotonic()
+                reason = None
+                if self.runs.cancel_requested(ctx.run_id):
+                    reason = "cancel requested"
+                elif ctx.deadline is not None and time.monotonic() > ctx.deadline:
+                    reason = "build timeout reached"
+                if reason:
+                    ctx.events.line(f"{reason}: stopping the build VM", "vmforge")
+                    self.kill(ctx.run_id)
+                    return
+            except Exception:  # noqa: BLE001 — the watcher must survive a transient DB error
+                log.exception("watcher of run %s", ctx.run_id)
+
+    def _fetcher(self, work: Path):  # noqa: ANN202
+        downloads = work / "downloads"
+
+        def fetch(url: str, sha256: str | None) -> Path:
+            from vmforge import fetch as fetch_mod
+
+            downloads.mkdir(parents=True, exist_ok=True)
+            dest = downloads / uuid.uuid4().hex
+            try:
+                return fetch_mod.download(url, dest, sha256=sha256, policy=fetch_mod.policy_from_settings(self.settings))
+            except ArmError as e:
+                raise BuildError(e.message, code="DownloadFailed") from e
+
+        return fetch
+
+    def _remove_work_files(self, ctx: Context) -> None:
+        """Everything of the run but its log (and an aborted disk kept for inspection) goes."""
+        keep = {"customization.log", ctx.state.get("keep_disk")}
+        for p in ctx.work_dir.iterdir():
+            if p.name in keep:
+                continue
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
