@@ -172,10 +172,11 @@ class TrimStep(Step):
     phase = RunSubState.OPTIMIZING
 
     def run(self, ctx: Context) -> None:
-        before = qemuimg.info(ctx.state["disk"], ctx.state.get("disk_format"))["actual-size"]
+        disk = Path(ctx.state["disk"])
+        before = disk.stat().st_blocks * 512  # the VM holds the image's lock: measure the file itself
         ctx.guest.run("fstrim -av || true; dd if=/dev/zero of=/var/tmp/vmforge-zero bs=1M status=none 2>/dev/null;"
                       " rm -f /var/tmp/vmforge-zero; sync; fstrim -av || true", source="optimize")
-        after = qemuimg.info(ctx.state["disk"], ctx.state.get("disk_format"))["actual-size"]
+        after = disk.stat().st_blocks * 512
         ctx.state["optimize_before"] = (before, after)
         ctx.events.line(f"vmBoot optimization: build disk {before / 1e6:.1f} MB allocated before trim, "
                         f"{after / 1e6:.1f} MB after", "optimize")

@@ -50,20 +50,27 @@ class Executor:
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.probe_cache: dict[str, bool] = {}
         self._active: dict[int, Context] = {}
+        self._endings: dict[int, tuple[RunState, str, str | None] | None] = {}
 
     # ------------------------------------------------------------------ entry
     def __call__(self, run_id: int) -> None:
         if not self.runs.claim(run_id, self.owner, LEASE_SECONDS):
             log.info("run %s is not claimable (ended, or owned by another worker)", run_id)
             return
+        self._endings[run_id] = None
         try:
             self._execute(run_id)
         except Exception as e:  # noqa: BLE001 — never leave a claimed run Running
             log.exception("run %s crashed", run_id)
-            self._finish(run_id, RunState.FAILED, f"vmforge failed internally while running the build: {e}",
-                         "ServerError")
+            self._endings[run_id] = (RunState.FAILED, f"vmforge failed internally while running the build: {e}",
+                                     "ServerError")
         finally:
             self._active.pop(run_id, None)
+            ending = self._endings.pop(run_id, None) or (
+                RunState.FAILED, "The run ended without a result (internal error).", "ServerError")
+            # Recorded last: when a client sees the run end, its VMs and work files are already gone.
+            if not self.runs.view(run_id).state.terminal:
+                self.runs.transition(run_id, ending[0], message=ending[1], error_code=ending[2])
 
     def kill(self, run_id: int) -> None:
         """Stop the VMs of a run of this process now (cancel)."""
@@ -157,7 +164,11 @@ class Executor:
         self.runs.transition(run_id, RunState.RUNNING, RunSubState.DISTRIBUTING)
         failures = []
         for i, step in enumerate(distributors, 1):
-            ctx.check()
+            try:
+                ctx.check()
+            except (Canceled, TimedOut) as e:
+                self._ended_by_watch(ctx, e, run_id, events)
+                return
             name = step.options["runOutputName"]
             from vmforge.runner.events import StepInfo
 
@@ -202,11 +213,11 @@ class Executor:
 
     def _finish(self, run_id: int, state: RunState, message: str, code: str | None, *,
                 events: RunEvents | None = None) -> None:
+        """Decide the run's ending; it is recorded once everything is cleaned up (see ``__call__``)."""
         if events is not None:
             events.telemetry(f"run ended {state.value}" + (f": {message}" if message else ""))
-        if self.runs.view(run_id).state.terminal:
-            return
-        self.runs.transition(run_id, state, message=message, error_code=code)
+        if self._endings.get(run_id) is None:
+            self._endings[run_id] = (state, message, code)
 
     # ------------------------------------------------------------------ helpers
     def _watch(self, ctx: Context, stop: threading.Event) -> None:
