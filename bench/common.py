@@ -42,7 +42,9 @@ class BenchServer:
 
     @property
     def token(self) -> str:
-        return (self.data_dir / "admin.token").read_text().strip()
+        from vmforge.identity import local_token
+
+        return local_token(self.data_dir, lifetime=6 * 3600)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, verify=self.cert, timeout=60,

@@ -55,7 +55,10 @@ class Server:
 
     @property
     def token(self) -> str:
-        return (self.data_dir / "admin.token").read_text().strip()
+        """A fresh access token (JWT) of the server's bootstrap admin (Owner at /)."""
+        from vmforge.identity import local_token
+
+        return local_token(self.data_dir)
 
     def start(self, timeout: float = 30) -> None:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"

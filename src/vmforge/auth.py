@@ -1,57 +1,38 @@
-"""Who is calling. The control plane's first step: one bearer token, created at first start in the data dir.
-
-The check lives behind ``Authenticator.authenticate`` (used by one API dependency) so that the identity
-work can replace it with verified JWTs without touching any route.
-"""
+"""Who is calling: the caller's bearer token, verified (signature, expiry, audience, issuer) by
+``vmforge.identity.tokens.TokenVerifier``. One entry point, ``Authenticator.authenticate(header) -> Principal``,
+used by one API dependency (``vmforge.api.deps.get_principal``)."""
 
 from __future__ import annotations
 
-import hmac
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from vmforge.errors import Unauthorized
-
-TOKEN_FILE = "admin.token"
+from vmforge.identity.rbac import Authorizer
+from vmforge.identity.tokens import TokenVerifier
 
 
 @dataclass(frozen=True)
 class Principal:
+    """The authenticated caller. ``name`` is what ``createdBy``/``lastModifiedBy`` record."""
+
     name: str
     object_id: str
     kind: str = "Application"
+    app_id: str | None = None
+    tenant_id: str | None = None
+    issuer: str = ""
 
-
-def token_path(data_dir: Path) -> Path:
-    return data_dir / TOKEN_FILE
-
-
-def ensure_token(data_dir: Path) -> str:
-    """Return the server's token, creating it (mode 0600) on first start."""
-    path = token_path(data_dir)
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    return token
-
-
-def read_token(data_dir: Path) -> str:
-    path = token_path(data_dir)
-    if not path.exists():
-        raise FileNotFoundError(f"no token at {path}: start `vmforge serve --data-dir {data_dir}` once first")
-    return path.read_text().strip()
+    @property
+    def client(self) -> str:
+        """The id ARM names in AuthorizationFailed messages (the client/app id)."""
+        return self.app_id or self.object_id
 
 
 class Authenticator:
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
-        self.admin = Principal(name="vmforge-admin", object_id="00000000-0000-0000-0000-00000000ad01")
+    def __init__(self, verifier: TokenVerifier, authorizer: Authorizer) -> None:
+        self.verifier = verifier
+        self.authorizer = authorizer
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -65,6 +46,17 @@ class Authenticator:
                 "Authentication failed. The 'Authorization' header is not a Bearer token.",
                 code="InvalidAuthenticationToken",
             )
-        if not hmac.compare_digest(value.strip().encode(), self._token):
-            raise Unauthorized("The access token is invalid.", code="InvalidAuthenticationToken")
-        return self.admin
+        ident = self.verifier.verify(value.strip())
+        if ident.local and not self.authorizer.registered(ident.object_id):
+            raise Unauthorized("The service principal of the access token no longer exists.",
+                               code="InvalidAuthenticationToken")
+        return Principal(name=ident.name, object_id=ident.object_id, app_id=ident.app_id,
+                         tenant_id=ident.tenant_id, issuer=ident.issuer)
+
+
+def read_token(data_dir: Path) -> str:
+    """A fresh access token of the data dir's bootstrap admin (kept under its old name for the CLI; the
+    function is ``vmforge.identity.local_token``)."""
+    from vmforge.identity import local_token
+
+    return local_token(data_dir)

@@ -155,7 +155,8 @@ def test_not_found(api):  # noqa: ANN001
     client.virtual_machine_image_templates.begin_delete(group, "missing").result()
 
 
-def test_run_fails_honestly_without_build_engine(api):  # noqa: ANN001
+def test_run_with_a_missing_source_fails_with_aibs_code(api):  # noqa: ANN001
+    """The example's source image does not exist here: the run fails honestly, with AIB's code, builds nothing."""
     version, client = api
     body, _ = create_body(version)
     group, name = rg(), "run"
@@ -163,10 +164,10 @@ def test_run_fails_honestly_without_build_engine(api):  # noqa: ANN001
     ops.begin_create_or_update(group, name, body).result()
     with pytest.raises(HttpResponseError) as e:
         ops.begin_run(group, name).result()
-    assert "no build engine" in str(e.value.message)
+    assert e.value.error.code == "BadManagedImageSource"
     status = ops.get(group, name).last_run_status
     assert status.run_state == "Failed"
-    assert "no build engine" in status.message
+    assert "was not found" in status.message
     assert status.start_time is not None and status.end_time is not None
     assert list(ops.list_run_outputs(group, name)) == []
     with pytest.raises(HttpResponseError) as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,10 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from vmforge import __version__
 from vmforge.api import errors
 from vmforge.api.paths import CanonicalPathMiddleware
-from vmforge.api.routes import compute, imagetemplates, operations
-from vmforge.auth import Authenticator, ensure_token
+from vmforge.api.routes import compute, identity, imagetemplates, meta, operations, runs
+from vmforge.auth import Authenticator
+from vmforge.identity import bootstrap as identity_bootstrap
+from vmforge.identity.logredact import install_redaction
 from vmforge.service.container import Services
-from vmforge.service.runs import UnavailableEngine
+from vmforge.artifacts import Artifacts
+from vmforge.runner.embedded import EmbeddedWorker
+from vmforge.runner.engine import CeleryEngine
 from vmforge.settings import Settings
 from vmforge.store.db import Database
 
@@ -52,13 +57,40 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_ids)
 
 
+class ExtraHeadersMiddleware:
+    """Gives each request a list, ``request.state.extra_headers``, whose ``(name, value)`` byte pairs are added
+    to its response — how dependencies (the rate limiter) set headers on responses that routes build
+    themselves."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra: list[tuple[bytes, bytes]] = []
+        scope = dict(scope)
+        scope["state"] = {**(scope.get("state") or {}), "extra_headers": extra}
+
+        async def send_with_extra(message: Message) -> None:
+            if message["type"] == "http.response.start" and extra:
+                message = {**message, "headers": list(message.get("headers", ())) + extra}
+            await send(message)
+
+        await self.app(scope, receive, send_with_extra)
+
+
 def build_services(settings: Settings) -> Services:
+    """The services of one server process: store, artifacts, build engine (not yet started)."""
     settings.ensure_dirs()
     db = Database(settings.db_url)
     db.migrate()
-    engine = UnavailableEngine()
+    engine = CeleryEngine(settings)
     services = Services(settings, db, engine)
-    engine.runs = services.runs
+    roots = [Path(p) for p in settings.import_roots or []]
+    services.artifacts = Artifacts(db, settings.data_dir, roots or None)
+    engine.attach(services, services.artifacts)
     return services
 
 
@@ -67,13 +99,19 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = build_services(settings)
         app.state.services = services
-        app.state.authenticator = Authenticator(ensure_token(settings.data_dir))
+        ident = identity_bootstrap(settings, services.db)
+        app.state.identity = ident
+        app.state.authenticator = Authenticator(ident.verifier, ident.authorizer)
+        install_redaction()
+        worker = EmbeddedWorker(concurrency=settings.build_concurrency)
+        worker.start()
         recovered = services.recover()
         if recovered:
             log.info("finished %d operations interrupted by the last stop", recovered)
         try:
             yield
         finally:
+            worker.stop()
             services.db.dispose()
 
     app = FastAPI(title="vmforge", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -83,12 +121,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(imagetemplates.router)
     app.include_router(operations.router)
     app.include_router(compute.router)
+    app.include_router(meta.router)
+    app.include_router(identity.router)
+    app.include_router(runs.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         """Liveness, without authentication; also the 'bare endpoint' of the benchmarks."""
         return JSONResponse({"status": "ok", "version": __version__})
 
+    app.add_middleware(ExtraHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(CanonicalPathMiddleware)
     return app

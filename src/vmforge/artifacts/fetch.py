@@ -1,20 +1,18 @@
-"""Where image bytes come from: a ``file://`` path under an import root, an ``http(s)://`` URL (downloaded with
-a size and a time bound, verified against a sha256 when one is given), or a blob of a configured Azure Blob
+"""Where image bytes come from: a ``file://`` path under an import root, an ``http(s)://`` URL (downloaded by
+``vmforge.fetch`` — public addresses only unless allow-listed, with a size and a time bound — and verified against
+a sha256 when one is given), or a blob of a configured Azure Blob
 Storage account (read with its credentials)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
-
-import httpx
 
 from vmforge.artifacts.errors import ChecksumMismatch, DownloadFailed, ImportPathForbidden, InvalidParameter
 
@@ -30,6 +28,8 @@ class FetchPolicy:
     max_bytes: int = 256 * 1024**3
     timeout: float = 3600.0
     blob_accounts: dict[str, object] = field(default_factory=dict)  # account URL prefix -> credential
+    # CIDRs http(s) URLs may reach although private or loopback (vmforge.fetch; Settings.allow_fetch_from)
+    allow_cidrs: list = field(default_factory=list)
 
 
 def local_path(uri: str, roots: list[Path], *, target: str | None = None) -> Path:
@@ -97,24 +97,15 @@ def _verify(path: Path, expected: str, target: str | None) -> None:
 
 
 def _download_http(uri: str, dest: Path, policy: FetchPolicy, target: str | None) -> None:
-    deadline = time.monotonic() + policy.timeout
-    written = 0
+    """Through ``vmforge.fetch``: checked addresses only, redirects re-checked, size and time bounded."""
+    from vmforge import fetch
+
     try:
-        with httpx.stream("GET", uri, follow_redirects=True, timeout=60.0) as r:
-            if r.status_code != 200:
-                raise DownloadFailed(f"GET {uri} answered {r.status_code}.", target=target)
-            with open(dest, "wb") as f:
-                for chunk in r.iter_bytes(_CHUNK):
-                    written += len(chunk)
-                    if written > policy.max_bytes:
-                        raise DownloadFailed(f"{uri} is larger than the limit of {policy.max_bytes} bytes.",
-                                             target=target)
-                    if time.monotonic() > deadline:
-                        raise DownloadFailed(f"Downloading {uri} took longer than {policy.timeout:.0f} s.",
-                                             target=target)
-                    f.write(chunk)
-    except httpx.HTTPError as e:
-        raise DownloadFailed(f"Downloading {uri} failed: {e}", target=target) from None
+        fetch.download(uri, dest, policy=fetch.FetchPolicy(allow_cidrs=list(policy.allow_cidrs),
+                                                           max_bytes=policy.max_bytes, timeout=policy.timeout))
+    except fetch.FetchError as e:
+        e.target = target
+        raise
 
 
 def _download_blob(uri: str, credential: object, dest: Path, policy: FetchPolicy, target: str | None) -> None:

@@ -44,6 +44,22 @@ def serve(
     import_root: Annotated[Optional[list[Path]], typer.Option(
         "--import-root", help="A host folder that file:// blobUris may read from (repeatable; default: "
         "<data dir>/imports).")] = None,
+    allow_fetch_from: Annotated[Optional[list[str]], typer.Option(
+        "--allow-fetch-from", help="A CIDR that downloads (scriptUri, sourceUri, image URLs) may reach although "
+        "it is loopback, link-local or private (repeatable; default: none).")] = None,
+    rate_limit_reads: Annotated[int, typer.Option(help="Reads per hour per principal and subscription "
+                                                  "(ARM: 12000; 0: no limit).")] = 1_000_000,
+    rate_limit_writes: Annotated[int, typer.Option(help="Writes per hour per principal and subscription "
+                                                   "(ARM: 1200; 0: no limit).")] = 100_000,
+    external_issuer: Annotated[Optional[str], typer.Option(
+        help="Also accept tokens of this issuer, e.g. https://login.microsoftonline.com/TENANT/v2.0.")] = None,
+    external_jwks_url: Annotated[Optional[str], typer.Option(
+        help="The external issuer's JWKS, e.g. https://login.microsoftonline.com/TENANT/discovery/v2.0/keys.")
+    ] = None,
+    external_audience: Annotated[Optional[list[str]], typer.Option(
+        "--external-audience", help="An audience accepted from the external issuer (repeatable; default: "
+        "both ARM audiences).")] = None,
+    token_lifetime: Annotated[int, typer.Option(help="Lifetime of issued access tokens, seconds.")] = 3600,
 ) -> None:
     """Run the vmforge server (ARM API over HTTPS).
 
@@ -52,33 +68,40 @@ def serve(
     import uvicorn
 
     from vmforge.api.app import create_app
-    from vmforge.auth import ensure_token, token_path
+    from vmforge.identity import admin_credentials_path
     from vmforge.tls import ensure_certificate
 
     dd = _data_dir(data_dir)
     settings = Settings(data_dir=dd, host=host, port=port, public_url=public_url, database_url=database_url,
                         insecure_http=insecure_http, allow_template_updates=allow_template_updates,
-                        page_size=page_size, import_roots=[p.expanduser().resolve() for p in import_root or []])
+                        page_size=page_size, import_roots=[p.expanduser().resolve() for p in import_root or []],
+                        allow_fetch_from=list(allow_fetch_from or []), rate_limit_reads=rate_limit_reads,
+                        rate_limit_writes=rate_limit_writes, external_issuer=external_issuer,
+                        external_jwks_url=external_jwks_url, external_audience=list(external_audience or []),
+                        token_lifetime=token_lifetime)
     settings.ensure_dirs()
-    ensure_token(dd)
     ssl: dict = {}
     cert = None
     if not insecure_http:
         cert, key = ensure_certificate(dd, host)
         ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
     info = {"url": settings.base_url, "ca_bundle": str(cert) if cert else None,
-            "token_file": str(token_path(dd)), "pid": os.getpid()}
+            "credentials_file": str(admin_credentials_path(dd)), "tenant": settings.tenant_id, "pid": os.getpid()}
     tmp = dd / (SERVER_FILE + ".tmp")
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, dd / SERVER_FILE)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # per-packet chatter; the run log has what matters
     typer.echo(f"vmforge listening on {settings.base_url}", err=True)
     typer.echo(f"  data dir:  {dd}", err=True)
     if cert:
         typer.echo(f"  TLS cert:  {cert}   (export REQUESTS_CA_BUNDLE={cert})", err=True)
-    typer.echo(f"  token:     {token_path(dd)}   (vmforge token --data-dir {dd})", err=True)
+    typer.echo(f"  admin:     {admin_credentials_path(dd)}   (vmforge token --data-dir {dd})", err=True)
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_level=log_level.lower(),
                             access_log=log_level.lower() == "debug", timeout_graceful_shutdown=10, **ssl)
+    from vmforge.identity.logredact import install_redaction
+
+    install_redaction()  # after uvicorn configured its loggers: no token or secret reaches the log
     server = uvicorn.Server(config)
     server.run()
     if not server.started:
@@ -87,22 +110,37 @@ def serve(
 
 @app.command()
 def token(data_dir: DataDirOpt = None) -> None:
-    """Print a bearer token that the local server of the data dir accepts.
+    """Print an access token (a JWT, valid one hour) of the bootstrap admin that the local server of the data
+    dir accepts — as `az account get-access-token` does for Azure.
 
     Example: curl -H "Authorization: Bearer $(vmforge token)" https://127.0.0.1:8443/...
     """
-    from vmforge.auth import read_token
+    from vmforge.identity import local_token
 
     try:
-        typer.echo(read_token(_data_dir(data_dir)))
+        typer.echo(local_token(_data_dir(data_dir)))
     except FileNotFoundError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
 
 
 from vmforge.cli import image as _image  # noqa: E402
+from vmforge.cli import principal as _principal  # noqa: E402
+
+_principal.register(app)
 
 app.add_typer(_image.app, name="image")
+
+# Client commands (REST): vmforge.cli.{validate,templates,build,artifacts}.
+from vmforge.cli import artifacts as _artifacts, build as _build, templates as _templates  # noqa: E402
+from vmforge.cli.validate import validate as _validate  # noqa: E402
+
+app.command("validate")(_validate)
+app.add_typer(_templates.app, name="template")
+_templates.register(app)
+_build.register(app)
+_artifacts.register_image(_image.app)
+app.add_typer(_artifacts.gallery, name="gallery")
 
 
 def main() -> None:

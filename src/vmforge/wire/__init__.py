@@ -47,6 +47,7 @@ from pydantic import ValidationError
 from vmforge.errors import InvalidRequestContent, ValidationFailed
 from vmforge.wire.base import Ctx, WireModel
 from vmforge.wire.errors import from_pydantic, merge
+from vmforge.wire.limits import limit_errors
 from vmforge.wire.template import ImageTemplate, ImageTemplateProperties, ImageTemplateUpdateParameters
 from vmforge.wire.trigger import Trigger
 from vmforge.wire.versions import API_VERSIONS, STRICT_VERSIONS, check_api_version, is_strict
@@ -68,14 +69,15 @@ def _validate(model: type[WireModel], body: Any, api_version: str) -> dict[str, 
     api_version = check_api_version(api_version)
     if not isinstance(body, dict):
         raise InvalidRequestContent("The request content must be a JSON object.")
+    limits = limit_errors(body) if model is not Trigger else []
     ctx = Ctx(api_version, is_strict(api_version))
     data = walk_object(body, model, (), ctx)
     try:
         parsed = model.model_validate(data)
     except ValidationError as e:
-        errors = merge(from_pydantic(e, data), ctx.errors)
+        errors = merge(limits, from_pydantic(e, data), ctx.errors)
     else:
-        errors = merge(ctx.errors)
+        errors = merge(limits, ctx.errors)
     if errors:
         raise ValidationFailed.from_details(errors)
     return parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)

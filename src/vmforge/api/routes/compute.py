@@ -15,12 +15,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from vmforge.api.body import read_json
-from vmforge.api.deps import PrincipalDep
+from vmforge.api.deps import require
+from vmforge.auth import Principal
+from vmforge.identity.roles import compute as _act
 from vmforge.artifacts import Artifacts
 from vmforge.artifacts import render as R
 from vmforge.artifacts.errors import InvalidParameter
 from vmforge.artifacts.fetch import fetched
 from vmforge.artifacts.platform import Urn
+from vmforge.fetch import policy_from_settings
 from vmforge.errors import ArmError, InvalidApiVersion, MissingApiVersion, NotFound
 from vmforge.service.ids import iso, location_key
 from vmforge.store.models import Operation
@@ -35,7 +38,8 @@ GALLERY_VERSIONS = ("2026-03-03", "2025-03-03", "2024-03-03", "2023-07-03", "202
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings, services = app.state.settings, app.state.services
     roots = [Path(p) for p in getattr(settings, "import_roots", []) or []]
-    arts = Artifacts(services.db, settings.data_dir, roots or None)
+    arts = getattr(services, "artifacts", None) or Artifacts(services.db, settings.data_dir, roots or None)
+    arts.policy.allow_cidrs = policy_from_settings(settings).allow_cidrs  # http(s) blobUris: vmforge.fetch
     await run_in_threadpool(arts.sweep)
     app.state.artifacts = arts
     yield
@@ -52,6 +56,25 @@ VER = DEF + "/versions/{galleryImageVersionName}"
 LOC = SUB + "/providers/Microsoft.Compute/locations/{location}"
 PUBS = LOC + "/publishers"
 SKU = PUBS + "/{publisherName}/artifacttypes/{artifactType}/offers/{offer}/skus/{skus}"
+
+
+# The RBAC action each route needs (vmforge.api.deps.require).
+ImageRead = Annotated[Principal, require(_act("images", "read"))]
+ImageWrite = Annotated[Principal, require(_act("images", "write"))]
+ImageDelete = Annotated[Principal, require(_act("images", "delete"))]
+GalleryRead = Annotated[Principal, require(_act("galleries", "read"))]
+GalleryWrite = Annotated[Principal, require(_act("galleries", "write"))]
+GalleryDelete = Annotated[Principal, require(_act("galleries", "delete"))]
+DefinitionRead = Annotated[Principal, require(_act("galleries/images", "read"))]
+DefinitionWrite = Annotated[Principal, require(_act("galleries/images", "write"))]
+DefinitionDelete = Annotated[Principal, require(_act("galleries/images", "delete"))]
+VersionRead = Annotated[Principal, require(_act("galleries/images/versions", "read"))]
+VersionWrite = Annotated[Principal, require(_act("galleries/images/versions", "write"))]
+VersionDelete = Annotated[Principal, require(_act("galleries/images/versions", "delete"))]
+ComputeOperationRead = Annotated[Principal, require(_act("locations/operations", "read"), within=True)]
+PlatformRead = Annotated[Principal, require(_act("locations/publishers/artifacttypes/offers/skus/versions", "read"))]
+PlatformWrite = Annotated[Principal, require(_act("locations/publishers/artifacttypes/offers/skus/versions",
+                                                  "write"))]
 
 
 def _version_dep(allowed: tuple[str, ...]):  # noqa: ANN202
@@ -110,7 +133,7 @@ async def _sizes(arts: Artifacts, digests: list[str]) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------- images
 @router.put(IMG)
 async def put_image(request: Request, subscriptionId: str, resourceGroupName: str, imageName: str,
-                    _p: PrincipalDep, v: ComputeApi, arts: ArtifactsDep) -> JSONResponse:
+                    _p: ImageWrite, v: ComputeApi, arts: ArtifactsDep) -> JSONResponse:
     body = await _body(request)
     row, created, op = await run_in_threadpool(arts.images.put, subscriptionId, resourceGroupName, imageName, body)
     sizes = await _sizes(arts, [row.blob_digest])
@@ -118,7 +141,7 @@ async def put_image(request: Request, subscriptionId: str, resourceGroupName: st
 
 
 @router.get(IMG)
-async def get_image(subscriptionId: str, resourceGroupName: str, imageName: str, _p: PrincipalDep, v: ComputeApi,
+async def get_image(subscriptionId: str, resourceGroupName: str, imageName: str, _p: ImageRead, v: ComputeApi,
                     arts: ArtifactsDep) -> JSONResponse:
     row = await run_in_threadpool(arts.images.get, subscriptionId, resourceGroupName, imageName)
     return JSONResponse(R.image(row, (await _sizes(arts, [row.blob_digest]))[row.blob_digest]))
@@ -126,7 +149,7 @@ async def get_image(subscriptionId: str, resourceGroupName: str, imageName: str,
 
 @router.delete(IMG)
 async def delete_image(request: Request, subscriptionId: str, resourceGroupName: str, imageName: str,
-                       _p: PrincipalDep, v: ComputeApi, arts: ArtifactsDep) -> Response:
+                       _p: ImageDelete, v: ComputeApi, arts: ArtifactsDep) -> Response:
     op = await run_in_threadpool(arts.images.delete, subscriptionId, resourceGroupName, imageName)
     return _deleted(request, op, v)
 
@@ -138,20 +161,20 @@ async def _image_list(arts: Artifacts, sub: str, group: str | None) -> JSONRespo
 
 
 @router.get(RGP + "/images")
-async def list_images_rg(subscriptionId: str, resourceGroupName: str, _p: PrincipalDep, v: ComputeApi,
+async def list_images_rg(subscriptionId: str, resourceGroupName: str, _p: ImageRead, v: ComputeApi,
                          arts: ArtifactsDep) -> JSONResponse:
     return await _image_list(arts, subscriptionId, resourceGroupName)
 
 
 @router.get(SUB + "/providers/Microsoft.Compute/images")
-async def list_images(subscriptionId: str, _p: PrincipalDep, v: ComputeApi, arts: ArtifactsDep) -> JSONResponse:
+async def list_images(subscriptionId: str, _p: ImageRead, v: ComputeApi, arts: ArtifactsDep) -> JSONResponse:
     return await _image_list(arts, subscriptionId, None)
 
 
 # ---------------------------------------------------------------------------------------------- galleries
 @router.put(GAL)
 async def put_gallery(request: Request, subscriptionId: str, resourceGroupName: str, galleryName: str,
-                      _p: PrincipalDep, v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
+                      _p: GalleryWrite, v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
     body = await _body(request)
     row, created, op = await run_in_threadpool(arts.galleries.put_gallery, subscriptionId, resourceGroupName,
                                                galleryName, body)
@@ -159,7 +182,7 @@ async def put_gallery(request: Request, subscriptionId: str, resourceGroupName: 
 
 
 @router.get(GAL)
-async def get_gallery(subscriptionId: str, resourceGroupName: str, galleryName: str, _p: PrincipalDep,
+async def get_gallery(subscriptionId: str, resourceGroupName: str, galleryName: str, _p: GalleryRead,
                       v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
     row = await run_in_threadpool(arts.galleries.get_gallery, subscriptionId, resourceGroupName, galleryName)
     return JSONResponse(R.gallery(row))
@@ -167,20 +190,20 @@ async def get_gallery(subscriptionId: str, resourceGroupName: str, galleryName: 
 
 @router.delete(GAL)
 async def delete_gallery(request: Request, subscriptionId: str, resourceGroupName: str, galleryName: str,
-                         _p: PrincipalDep, v: GalleryApi, arts: ArtifactsDep) -> Response:
+                         _p: GalleryDelete, v: GalleryApi, arts: ArtifactsDep) -> Response:
     op = await run_in_threadpool(arts.galleries.delete_gallery, subscriptionId, resourceGroupName, galleryName)
     return _deleted(request, op, v)
 
 
 @router.get(RGP + "/galleries")
-async def list_galleries_rg(subscriptionId: str, resourceGroupName: str, _p: PrincipalDep, v: GalleryApi,
+async def list_galleries_rg(subscriptionId: str, resourceGroupName: str, _p: GalleryRead, v: GalleryApi,
                             arts: ArtifactsDep) -> JSONResponse:
     rows = await run_in_threadpool(arts.galleries.list_galleries, subscriptionId, resourceGroupName)
     return JSONResponse({"value": [R.gallery(r) for r in rows]})
 
 
 @router.get(SUB + "/providers/Microsoft.Compute/galleries")
-async def list_galleries(subscriptionId: str, _p: PrincipalDep, v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
+async def list_galleries(subscriptionId: str, _p: GalleryRead, v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
     rows = await run_in_threadpool(arts.galleries.list_galleries, subscriptionId, None)
     return JSONResponse({"value": [R.gallery(r) for r in rows]})
 
@@ -188,7 +211,7 @@ async def list_galleries(subscriptionId: str, _p: PrincipalDep, v: GalleryApi, a
 # ---------------------------------------------------------------------------------------------- definitions
 @router.put(DEF)
 async def put_definition(request: Request, subscriptionId: str, resourceGroupName: str, galleryName: str,
-                         galleryImageName: str, _p: PrincipalDep, v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
+                         galleryImageName: str, _p: DefinitionWrite, v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
     body = await _body(request)
     row, created, op = await run_in_threadpool(arts.galleries.put_definition, subscriptionId, resourceGroupName,
                                                galleryName, galleryImageName, body)
@@ -197,7 +220,7 @@ async def put_definition(request: Request, subscriptionId: str, resourceGroupNam
 
 @router.get(DEF)
 async def get_definition(subscriptionId: str, resourceGroupName: str, galleryName: str, galleryImageName: str,
-                         _p: PrincipalDep, v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
+                         _p: DefinitionRead, v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
     row = await run_in_threadpool(arts.galleries.get_definition, subscriptionId, resourceGroupName, galleryName,
                                   galleryImageName)
     return JSONResponse(R.definition(row, galleryName))
@@ -205,14 +228,14 @@ async def get_definition(subscriptionId: str, resourceGroupName: str, galleryNam
 
 @router.delete(DEF)
 async def delete_definition(request: Request, subscriptionId: str, resourceGroupName: str, galleryName: str,
-                            galleryImageName: str, _p: PrincipalDep, v: GalleryApi, arts: ArtifactsDep) -> Response:
+                            galleryImageName: str, _p: DefinitionDelete, v: GalleryApi, arts: ArtifactsDep) -> Response:
     op = await run_in_threadpool(arts.galleries.delete_definition, subscriptionId, resourceGroupName, galleryName,
                                  galleryImageName)
     return _deleted(request, op, v)
 
 
 @router.get(GAL + "/images")
-async def list_definitions(subscriptionId: str, resourceGroupName: str, galleryName: str, _p: PrincipalDep,
+async def list_definitions(subscriptionId: str, resourceGroupName: str, galleryName: str, _p: DefinitionRead,
                            v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
     rows = await run_in_threadpool(arts.galleries.list_definitions, subscriptionId, resourceGroupName, galleryName)
     return JSONResponse({"value": [R.definition(r, galleryName) for r in rows]})
@@ -225,7 +248,7 @@ def _expand(request: Request) -> bool:
 
 @router.put(VER)
 async def put_version(request: Request, subscriptionId: str, resourceGroupName: str, galleryName: str,
-                      galleryImageName: str, galleryImageVersionName: str, _p: PrincipalDep, v: GalleryApi,
+                      galleryImageName: str, galleryImageVersionName: str, _p: VersionWrite, v: GalleryApi,
                       arts: ArtifactsDep) -> JSONResponse:
     body = await _body(request)
     row, created, op = await run_in_threadpool(arts.versions.put, subscriptionId, resourceGroupName, galleryName,
@@ -238,7 +261,7 @@ async def put_version(request: Request, subscriptionId: str, resourceGroupName: 
 
 @router.get(VER)
 async def get_version(request: Request, subscriptionId: str, resourceGroupName: str, galleryName: str,
-                      galleryImageName: str, galleryImageVersionName: str, _p: PrincipalDep, v: GalleryApi,
+                      galleryImageName: str, galleryImageVersionName: str, _p: VersionRead, v: GalleryApi,
                       arts: ArtifactsDep) -> JSONResponse:
     row, regions = await run_in_threadpool(arts.versions.get, subscriptionId, resourceGroupName, galleryName,
                                            galleryImageName, galleryImageVersionName)
@@ -249,7 +272,7 @@ async def get_version(request: Request, subscriptionId: str, resourceGroupName: 
 
 @router.delete(VER)
 async def delete_version(request: Request, subscriptionId: str, resourceGroupName: str, galleryName: str,
-                         galleryImageName: str, galleryImageVersionName: str, _p: PrincipalDep, v: GalleryApi,
+                         galleryImageName: str, galleryImageVersionName: str, _p: VersionDelete, v: GalleryApi,
                          arts: ArtifactsDep) -> Response:
     op = await run_in_threadpool(arts.versions.delete, subscriptionId, resourceGroupName, galleryName,
                                  galleryImageName, galleryImageVersionName)
@@ -258,7 +281,7 @@ async def delete_version(request: Request, subscriptionId: str, resourceGroupNam
 
 @router.get(DEF + "/versions")
 async def list_versions(subscriptionId: str, resourceGroupName: str, galleryName: str, galleryImageName: str,
-                        _p: PrincipalDep, v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
+                        _p: VersionRead, v: GalleryApi, arts: ArtifactsDep) -> JSONResponse:
     rows = await run_in_threadpool(arts.versions.list, subscriptionId, resourceGroupName, galleryName,
                                    galleryImageName)
     sizes = await _sizes(arts, [r.blob_digest for r, _ in rows])
@@ -279,7 +302,7 @@ async def _operation(arts: Artifacts, sub: str, location: str, op_id: str) -> Op
 
 
 @router.get(LOC + "/operations/{operationId}")
-async def operation_status(subscriptionId: str, location: str, operationId: str, _p: PrincipalDep, v: AnyApi,
+async def operation_status(subscriptionId: str, location: str, operationId: str, _p: ComputeOperationRead, v: AnyApi,
                            arts: ArtifactsDep) -> JSONResponse:
     op = await _operation(arts, subscriptionId, location, operationId)
     body: dict[str, Any] = {"name": op.id, "status": op.status, "startTime": iso(op.start_time)}
@@ -292,7 +315,7 @@ async def operation_status(subscriptionId: str, location: str, operationId: str,
 
 @router.get(LOC + "/operationResults/{operationId}")
 async def operation_result(request: Request, subscriptionId: str, location: str, operationId: str,
-                           _p: PrincipalDep, v: AnyApi, arts: ArtifactsDep) -> Response:
+                           _p: ComputeOperationRead, v: AnyApi, arts: ArtifactsDep) -> Response:
     op = await _operation(arts, subscriptionId, location, operationId)
     if op.status == "InProgress":
         return Response(status_code=202, headers=lro_headers(request, op, v, location=True))
@@ -309,7 +332,7 @@ def _vmimage(artifact_type: str) -> None:
 
 
 @router.get(PUBS)
-async def list_publishers(subscriptionId: str, location: str, _p: PrincipalDep, v: ComputeApi,
+async def list_publishers(subscriptionId: str, location: str, _p: PlatformRead, v: ComputeApi,
                           arts: ArtifactsDep) -> JSONResponse:
     rows = await run_in_threadpool(arts.platform.list_all)
     names = sorted({r.publisher for r in rows}, key=str.lower)
@@ -318,7 +341,7 @@ async def list_publishers(subscriptionId: str, location: str, _p: PrincipalDep, 
 
 
 @router.get(PUBS + "/{publisherName}/artifacttypes/{artifactType}/offers")
-async def list_offers(subscriptionId: str, location: str, publisherName: str, artifactType: str, _p: PrincipalDep,
+async def list_offers(subscriptionId: str, location: str, publisherName: str, artifactType: str, _p: PlatformRead,
                       v: ComputeApi, arts: ArtifactsDep) -> JSONResponse:
     _vmimage(artifactType)
     rows = await run_in_threadpool(arts.platform.list_all)
@@ -330,7 +353,7 @@ async def list_offers(subscriptionId: str, location: str, publisherName: str, ar
 
 @router.get(PUBS + "/{publisherName}/artifacttypes/{artifactType}/offers/{offer}/skus")
 async def list_skus(subscriptionId: str, location: str, publisherName: str, artifactType: str, offer: str,
-                    _p: PrincipalDep, v: ComputeApi, arts: ArtifactsDep) -> JSONResponse:
+                    _p: PlatformRead, v: ComputeApi, arts: ArtifactsDep) -> JSONResponse:
     _vmimage(artifactType)
     rows = await run_in_threadpool(arts.platform.list_all)
     names = sorted({r.sku for r in rows if r.publisher.lower() == publisherName.lower()
@@ -342,7 +365,7 @@ async def list_skus(subscriptionId: str, location: str, publisherName: str, arti
 
 @router.get(SKU + "/versions")
 async def list_platform_versions(request: Request, subscriptionId: str, location: str, publisherName: str,
-                                 artifactType: str, offer: str, skus: str, _p: PrincipalDep, v: ComputeApi,
+                                 artifactType: str, offer: str, skus: str, _p: PlatformRead, v: ComputeApi,
                                  arts: ArtifactsDep) -> JSONResponse:
     _vmimage(artifactType)
     rows = await run_in_threadpool(arts.platform.list_versions, publisherName, offer, skus)
@@ -356,7 +379,7 @@ async def list_platform_versions(request: Request, subscriptionId: str, location
 
 @router.get(SKU + "/versions/{version}")
 async def get_platform_version(subscriptionId: str, location: str, publisherName: str, artifactType: str,
-                               offer: str, skus: str, version: str, _p: PrincipalDep, v: ComputeApi,
+                               offer: str, skus: str, version: str, _p: PlatformRead, v: ComputeApi,
                                arts: ArtifactsDep) -> JSONResponse:
     _vmimage(artifactType)
     urn = Urn.parse(f"{publisherName}:{offer}:{skus}:{version}")
@@ -367,7 +390,7 @@ async def get_platform_version(subscriptionId: str, location: str, publisherName
 
 @router.put(SKU + "/versions/{version}")
 async def register_platform_version(request: Request, subscriptionId: str, location: str, publisherName: str,
-                                    artifactType: str, offer: str, skus: str, version: str, _p: PrincipalDep,
+                                    artifactType: str, offer: str, skus: str, version: str, _p: PlatformWrite,
                                     v: ComputeApi, arts: ArtifactsDep) -> JSONResponse:
     """vmforge only (Azure has no such PUT): register ``properties.blobUri`` under this URN.
     Body: ``{"properties": {"blobUri": "file:///…" | "https://…", "sha256"?: hex, "osType"?: "Linux",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -14,10 +15,23 @@ class RawJSON(Response):
 
 from vmforge.api import render
 from vmforge.api.body import read_json
-from vmforge.api.deps import ApiVersionDep, PrincipalDep, ServicesDep
+from vmforge.api.deps import ApiVersionDep, ServicesDep, require
+from vmforge.auth import Principal
+from vmforge.identity import roles
 from vmforge.service.ids import TemplatePath
 
 router = APIRouter()
+
+# Each route declares the RBAC action it needs (vmforge.api.deps.require): 401/403/429 before anything else.
+TemplateRead = Annotated[Principal, require(roles.TEMPLATE_READ)]
+TemplateWrite = Annotated[Principal, require(roles.TEMPLATE_WRITE)]
+TemplateDelete = Annotated[Principal, require(roles.TEMPLATE_DELETE)]
+TemplateRun = Annotated[Principal, require(roles.TEMPLATE_RUN)]
+TemplateCancel = Annotated[Principal, require(roles.TEMPLATE_CANCEL)]
+RunOutputRead = Annotated[Principal, require(roles.RUN_OUTPUT_READ)]
+TriggerRead = Annotated[Principal, require(roles.TRIGGER_READ)]
+TriggerWrite = Annotated[Principal, require(roles.TRIGGER_WRITE)]
+TriggerDelete = Annotated[Principal, require(roles.TRIGGER_DELETE)]
 
 SUB = "/subscriptions/{subscriptionId}"
 RG = SUB + "/resourceGroups/{resourceGroupName}"
@@ -44,7 +58,7 @@ def _next_link(request: Request, token: str | None) -> str | None:
 
 @router.put(TPL)
 async def put_template(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
-                       principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep,
+                       principal: TemplateWrite, api_version: ApiVersionDep, svc: ServicesDep,
                        background: BackgroundTasks) -> JSONResponse:
     body = await read_json(request, request.app.state.settings.max_body_bytes)
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
@@ -57,7 +71,7 @@ async def put_template(request: Request, subscriptionId: str, resourceGroupName:
 
 @router.get(TPL)
 async def get_template(subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
-                       principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+                       principal: TemplateRead, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     if svc.db.url.startswith("sqlite"):
         # A SQLite read of one column costs less than the hop to a worker thread.
@@ -69,7 +83,7 @@ async def get_template(subscriptionId: str, resourceGroupName: str, imageTemplat
 
 @router.patch(TPL)
 async def patch_template(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
-                         principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep,
+                         principal: TemplateWrite, api_version: ApiVersionDep, svc: ServicesDep,
                          background: BackgroundTasks) -> JSONResponse:
     body = await read_json(request, request.app.state.settings.max_body_bytes)
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
@@ -81,7 +95,7 @@ async def patch_template(request: Request, subscriptionId: str, resourceGroupNam
 
 @router.delete(TPL)
 async def delete_template(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
-                          principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep,
+                          principal: TemplateDelete, api_version: ApiVersionDep, svc: ServicesDep,
                           background: BackgroundTasks) -> Response:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     op = await run_in_threadpool(svc.templates.delete, path)
@@ -93,7 +107,7 @@ async def delete_template(request: Request, subscriptionId: str, resourceGroupNa
 
 
 @router.get(SUB + "/providers/Microsoft.VirtualMachineImages/imageTemplates")
-async def list_by_subscription(request: Request, subscriptionId: str, principal: PrincipalDep,
+async def list_by_subscription(request: Request, subscriptionId: str, principal: TemplateRead,
                                api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
     page = await run_in_threadpool(svc.templates.list, subscriptionId, None, request.query_params.get("$skipToken"),
                                    api_version)
@@ -101,7 +115,7 @@ async def list_by_subscription(request: Request, subscriptionId: str, principal:
 
 
 @router.get(RG + "/providers/Microsoft.VirtualMachineImages/imageTemplates")
-async def list_by_group(request: Request, subscriptionId: str, resourceGroupName: str, principal: PrincipalDep,
+async def list_by_group(request: Request, subscriptionId: str, resourceGroupName: str, principal: TemplateRead,
                         api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
     page = await run_in_threadpool(svc.templates.list, subscriptionId, resourceGroupName,
                                    request.query_params.get("$skipToken"), api_version)
@@ -117,7 +131,7 @@ def _page(request: Request, page, api_version: str) -> Response:  # noqa: ANN001
 
 @router.post(TPL + "/run")
 async def run_template(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
-                       principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> Response:
+                       principal: TemplateRun, api_version: ApiVersionDep, svc: ServicesDep) -> Response:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     op = await run_in_threadpool(svc.runs.start, path)
     headers = render.lro_headers(_base(request), op, api_version, _retry(request), location=True)
@@ -126,7 +140,7 @@ async def run_template(request: Request, subscriptionId: str, resourceGroupName:
 
 @router.post(TPL + "/cancel")
 async def cancel_template(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
-                          principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> Response:
+                          principal: TemplateCancel, api_version: ApiVersionDep, svc: ServicesDep) -> Response:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     op = await run_in_threadpool(svc.runs.cancel, path)
     headers = render.lro_headers(_base(request), op, api_version, _retry(request), location=True)
@@ -135,7 +149,7 @@ async def cancel_template(request: Request, subscriptionId: str, resourceGroupNa
 
 @router.get(TPL + "/runOutputs")
 async def list_run_outputs(subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
-                           principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+                           principal: RunOutputRead, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     rows = await run_in_threadpool(svc.runs.outputs, path)
     return JSONResponse({"value": [render.run_output(path, r) for r in rows]})
@@ -143,7 +157,7 @@ async def list_run_outputs(subscriptionId: str, resourceGroupName: str, imageTem
 
 @router.get(TPL + "/runOutputs/{runOutputName}")
 async def get_run_output(subscriptionId: str, resourceGroupName: str, imageTemplateName: str, runOutputName: str,
-                         principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+                         principal: RunOutputRead, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     row = await run_in_threadpool(svc.runs.output, path, runOutputName)
     return JSONResponse(render.run_output(path, row))
@@ -151,7 +165,7 @@ async def get_run_output(subscriptionId: str, resourceGroupName: str, imageTempl
 
 @router.get(TPL + "/triggers")
 async def list_triggers(subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
-                        principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+                        principal: TriggerRead, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     rows = await run_in_threadpool(svc.triggers.list, path)
     return JSONResponse({"value": [render.trigger(path, r) for r in rows]})
@@ -159,7 +173,7 @@ async def list_triggers(subscriptionId: str, resourceGroupName: str, imageTempla
 
 @router.get(TPL + "/triggers/{triggerName}")
 async def get_trigger(subscriptionId: str, resourceGroupName: str, imageTemplateName: str, triggerName: str,
-                      principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+                      principal: TriggerRead, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     row = await run_in_threadpool(svc.triggers.get, path, triggerName)
     return JSONResponse(render.trigger(path, row))
@@ -167,7 +181,7 @@ async def get_trigger(subscriptionId: str, resourceGroupName: str, imageTemplate
 
 @router.put(TPL + "/triggers/{triggerName}")
 async def put_trigger(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
-                      triggerName: str, principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep,
+                      triggerName: str, principal: TriggerWrite, api_version: ApiVersionDep, svc: ServicesDep,
                       background: BackgroundTasks) -> JSONResponse:
     body = await read_json(request, request.app.state.settings.max_body_bytes)
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
@@ -180,7 +194,7 @@ async def put_trigger(request: Request, subscriptionId: str, resourceGroupName: 
 
 @router.delete(TPL + "/triggers/{triggerName}")
 async def delete_trigger(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
-                         triggerName: str, principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep,
+                         triggerName: str, principal: TriggerDelete, api_version: ApiVersionDep, svc: ServicesDep,
                          background: BackgroundTasks) -> Response:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     op = await run_in_threadpool(svc.triggers.delete, path, triggerName)

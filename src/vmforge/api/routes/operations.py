@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from vmforge.api import render
-from vmforge.api.deps import ApiVersionDep, PrincipalDep, ServicesDep
+from vmforge.api.deps import ApiVersionDep, PrincipalDep, ServicesDep, require
+from vmforge.auth import Principal
+from vmforge.identity import roles
 from vmforge.errors import ArmError
 
 router = APIRouter()
+
+# Any authenticated caller may list the provider's operations (as on ARM); operation polls need a role that
+# reads operations in the subscription or in a scope below it (operation ids are random UUIDs).
+OperationRead = Annotated[Principal, require(roles.OPERATION_READ, within=True)]
 
 OPS = "/subscriptions/{subscriptionId}/providers/Microsoft.VirtualMachineImages/locations/{location}"
 
@@ -21,7 +29,7 @@ async def list_operations(principal: PrincipalDep, api_version: ApiVersionDep) -
 
 
 @router.get(OPS + "/operations/{operationId}")
-async def operation_status(subscriptionId: str, location: str, operationId: str, principal: PrincipalDep,
+async def operation_status(subscriptionId: str, location: str, operationId: str, principal: OperationRead,
                            api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
     op = await run_in_threadpool(svc.templates.get_operation, subscriptionId, location, operationId)
     return JSONResponse(render.operation(op))
@@ -29,7 +37,7 @@ async def operation_status(subscriptionId: str, location: str, operationId: str,
 
 @router.get(OPS + "/operationResults/{operationId}")
 async def operation_result(request: Request, subscriptionId: str, location: str, operationId: str,
-                           principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> Response:
+                           principal: OperationRead, api_version: ApiVersionDep, svc: ServicesDep) -> Response:
     """ARM's Location protocol: 202 while the operation runs, 204 once it succeeded, its error if it failed."""
     op = await run_in_threadpool(svc.templates.get_operation, subscriptionId, location, operationId)
     settings = request.app.state.settings

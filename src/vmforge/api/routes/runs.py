@@ -17,12 +17,18 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from vmforge.api.deps import ApiVersionDep, PrincipalDep, ServicesDep
+from typing import Annotated
+
+from vmforge.api.deps import ApiVersionDep, ServicesDep, require
+from vmforge.auth import Principal
+from vmforge.identity import roles
 from vmforge.api.routes.imagetemplates import TPL
 from vmforge.service.ids import TemplatePath, iso
 from vmforge.service.runstate import RunState
 
 router = APIRouter()
+
+RunRead = Annotated[Principal, require(roles.TEMPLATE_READ)]
 
 _START = re.compile(r"\(telemetry\) Starting provisioner (\S+)(?: \"(.*)\")? \((\w+) (\d+)/(\d+)\)")
 _END = re.compile(r"\(telemetry\) ending ")
@@ -65,7 +71,7 @@ def run_body(request: Request, path: TemplatePath, run: Any, api_version: str) -
 
 @router.get(TPL + "/runs")
 async def list_runs(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
-                    principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+                    principal: RunRead, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     runs = await run_in_threadpool(svc.runs.runs_of, path)
     return JSONResponse({"value": [run_body(request, path, r, api_version) for r in runs]})
@@ -73,7 +79,7 @@ async def list_runs(request: Request, subscriptionId: str, resourceGroupName: st
 
 @router.get(TPL + "/runs/{runId}")
 async def get_run(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str, runId: str,
-                  principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+                  principal: RunRead, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     run = await run_in_threadpool(svc.runs.run_of, path, runId)
     return JSONResponse(run_body(request, path, run, api_version))
@@ -81,7 +87,7 @@ async def get_run(request: Request, subscriptionId: str, resourceGroupName: str,
 
 @router.get(TPL + "/runs/{runId}/log")
 async def run_log(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str, runId: str,
-                  principal: PrincipalDep, api_version: ApiVersionDep, svc: ServicesDep, offset: int = 0,
+                  principal: RunRead, api_version: ApiVersionDep, svc: ServicesDep, offset: int = 0,
                   follow: bool = False) -> StreamingResponse:
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     run = await run_in_threadpool(svc.runs.run_of, path, runId)
