@@ -29,9 +29,11 @@ from vmforge.store.db import Database
 log = logging.getLogger("vmforge")
 
 
-class RequestIdMiddleware:
-    """Adds ARM's ``x-ms-request-id`` and ``x-ms-correlation-request-id`` to every response (plain ASGI: no
-    per-request task, unlike ``BaseHTTPMiddleware``)."""
+class ResponseHeadersMiddleware:
+    """Adds ARM's ``x-ms-request-id`` and ``x-ms-correlation-request-id`` to every response, and gives each
+    request a list, ``request.state.extra_headers``, whose ``(name, value)`` byte pairs are added to its response
+    — how dependencies (the rate limiter) set headers on responses that routes build themselves. Plain ASGI: no
+    per-request task, unlike ``BaseHTTPMiddleware``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -41,44 +43,17 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         rid = str(uuid.uuid4()).encode()
-        corr = rid
-        for k, v in scope.get("headers", ()):
-            if k == b"x-ms-correlation-request-id":
-                corr = v
-                break
-
-        async def send_with_ids(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                headers += [(b"x-ms-request-id", rid), (b"x-ms-correlation-request-id", corr)]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_ids)
-
-
-class ExtraHeadersMiddleware:
-    """Gives each request a list, ``request.state.extra_headers``, whose ``(name, value)`` byte pairs are added
-    to its response — how dependencies (the rate limiter) set headers on responses that routes build
-    themselves."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra: list[tuple[bytes, bytes]] = []
+        corr = next((v for k, v in scope.get("headers", ()) if k == b"x-ms-correlation-request-id"), rid)
+        extra: list[tuple[bytes, bytes]] = [(b"x-ms-request-id", rid), (b"x-ms-correlation-request-id", corr)]
         scope = dict(scope)
         scope["state"] = {**(scope.get("state") or {}), "extra_headers": extra}
 
-        async def send_with_extra(message: Message) -> None:
-            if message["type"] == "http.response.start" and extra:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
                 message = {**message, "headers": list(message.get("headers", ())) + extra}
             await send(message)
 
-        await self.app(scope, receive, send_with_extra)
+        await self.app(scope, receive, send_with_headers)
 
 
 def build_services(settings: Settings) -> Services:
@@ -130,7 +105,6 @@ def create_app(settings: Settings) -> FastAPI:
         """Liveness, without authentication; also the 'bare endpoint' of the benchmarks."""
         return JSONResponse({"status": "ok", "version": __version__})
 
-    app.add_middleware(ExtraHeadersMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ResponseHeadersMiddleware)
     app.add_middleware(CanonicalPathMiddleware)
     return app

@@ -60,14 +60,22 @@ class Context:
             raise TimedOut()
 
 
+_PHASES = {"customize": RunSubState.CUSTOMIZING, "validate": RunSubState.VALIDATING,
+           "distribute": RunSubState.DISTRIBUTING}
+
+
 class Step(ABC):
     phase: RunSubState = RunSubState.BUILDING
     kind: str = "step"
 
-    def __init__(self, name: str = "", options: dict[str, Any] | None = None) -> None:
+    def __init__(self, name: str = "", options: dict[str, Any] | None = None, phase_name: str | None = None) -> None:
+        """``phase_name`` (customize / validate / distribute) is the template list the step comes from; a kind
+        registered for two lists (Shell: customizer and validator) runs in that list's phase."""
         self.name = name
         self.options = options or {}
         self.step_id = ""
+        if phase_name is not None:
+            self.phase = _PHASES[phase_name]
 
     def prepare(self, ctx: Context) -> list[str]:
         """Check everything this step needs, without side effects; return the problems found."""

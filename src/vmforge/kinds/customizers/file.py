@@ -8,17 +8,12 @@ import uuid
 
 from vmforge.kinds import register
 from vmforge.runner.steps import BuildError, Context, Step
-from vmforge.service.runstate import RunSubState
 
 
 @register("customize", "File")
 @register("validate", "File")
 class FileStep(Step):
     kind = "File"
-
-    def __init__(self, name: str = "", options: dict | None = None, phase_name: str = "customize") -> None:
-        super().__init__(name, options)
-        self.phase = RunSubState.VALIDATING if phase_name == "validate" else RunSubState.CUSTOMIZING
 
     def run(self, ctx: Context) -> None:
         dest = self.options["destination"]

@@ -13,7 +13,6 @@ import uuid
 
 from vmforge.kinds import register
 from vmforge.runner.steps import BuildError, Context, Step
-from vmforge.service.runstate import RunSubState
 
 PS_FLAGS = "-NoProfile -NonInteractive -ExecutionPolicy Bypass"
 
@@ -53,10 +52,6 @@ def command(os_type: str, script_path: str, *, run_as_system: bool, task: str) -
 @register("validate", "PowerShell")
 class PowerShellStep(Step):
     kind = "PowerShell"
-
-    def __init__(self, name: str = "", options: dict | None = None, phase_name: str = "customize") -> None:
-        super().__init__(name, options)
-        self.phase = RunSubState.VALIDATING if phase_name == "validate" else RunSubState.CUSTOMIZING
 
     def run(self, ctx: Context) -> None:
         guest = ctx.guest

@@ -20,10 +20,6 @@ def inline_script(lines: list[str]) -> str:
 class ShellStep(Step):
     kind = "Shell"
 
-    def __init__(self, name: str = "", options: dict | None = None, phase_name: str = "customize") -> None:
-        super().__init__(name, options)
-        self.phase = RunSubState.VALIDATING if phase_name == "validate" else RunSubState.CUSTOMIZING
-
     def prepare(self, ctx: Context) -> list[str]:
         if ctx.os_type != "Linux":
             return [f"{self.kind} \"{self.name}\": Shell steps run on Linux guests; use PowerShell on Windows."]

@@ -37,9 +37,6 @@ class WindowsRestartStep(Step):
     kind = "WindowsRestart"
     phase = RunSubState.CUSTOMIZING
 
-    def __init__(self, name: str = "", options: dict | None = None, phase_name: str = "customize") -> None:
-        super().__init__(name, options)
-
     def prepare(self, ctx: Context) -> list[str]:
         try:
             parse_duration(self.options.get("restartTimeout"))

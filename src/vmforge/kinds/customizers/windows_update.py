@@ -57,9 +57,6 @@ class WindowsUpdateStep(Step):
     kind = "WindowsUpdate"
     phase = RunSubState.CUSTOMIZING
 
-    def __init__(self, name: str = "", options: dict | None = None, phase_name: str = "customize") -> None:
-        super().__init__(name, options)
-
     def prepare(self, ctx: Context) -> list[str]:
         problems = []
         if ctx.os_type != "Windows":

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from vmforge.kinds import register
 from vmforge.runner.steps import Context, Step
-from vmforge.service.runstate import RunSubState
 
 
 @register("distribute", "ManagedImage")
 class ManagedImageStep(Step):
     kind = "ManagedImage"
-    phase = RunSubState.DISTRIBUTING
-
-    def __init__(self, name: str = "", options: dict | None = None, phase_name: str = "distribute") -> None:
-        super().__init__(name, options)
 
     def run(self, ctx: Context) -> None:
         o = self.options

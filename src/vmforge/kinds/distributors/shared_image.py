@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from vmforge.kinds import register
 from vmforge.runner.steps import Context, Step
-from vmforge.service.runstate import RunSubState
 
 
 def target_regions(o: dict, default_location: str) -> tuple[list[dict], str]:
@@ -23,10 +22,6 @@ def target_regions(o: dict, default_location: str) -> tuple[list[dict], str]:
 @register("distribute", "SharedImage")
 class SharedImageStep(Step):
     kind = "SharedImage"
-    phase = RunSubState.DISTRIBUTING
-
-    def __init__(self, name: str = "", options: dict | None = None, phase_name: str = "distribute") -> None:
-        super().__init__(name, options)
 
     def run(self, ctx: Context) -> None:
         o = self.options

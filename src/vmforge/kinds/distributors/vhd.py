@@ -11,16 +11,11 @@ from urllib.parse import unquote, urlparse
 from vmforge.disk import qemuimg
 from vmforge.kinds import register
 from vmforge.runner.steps import BuildError, Context, Step
-from vmforge.service.runstate import RunSubState
 
 
 @register("distribute", "VHD")
 class VhdStep(Step):
     kind = "VHD"
-    phase = RunSubState.DISTRIBUTING
-
-    def __init__(self, name: str = "", options: dict | None = None, phase_name: str = "distribute") -> None:
-        super().__init__(name, options)
 
     def run(self, ctx: Context) -> None:
         o = self.options
