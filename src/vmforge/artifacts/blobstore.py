@@ -88,9 +88,10 @@ class BlobStore:
                 fcntl.flock(lf, fcntl.LOCK_UN)
 
     @contextmanager
-    def stage(self, src: Path, *, target: str | None = None) -> Iterator[Staged]:
-        """Detect, convert to qcow2, verify and hash ``src``; the temp file is removed on exit unless acquired."""
-        detected = formats.detect(src, target=target)
+    def stage(self, src: Path, *, target: str | None = None, trusted: bool = False) -> Iterator[Staged]:
+        """Detect, convert to qcow2, verify and hash ``src``; the temp file is removed on exit unless acquired.
+        ``trusted`` (a build's own output, never a user's file) may be an overlay: conversion flattens it."""
+        detected = formats.detect(src, target=target, allow_backing=trusted)
         tmp = self.tmp / f"{uuid.uuid4().hex}.qcow2"
         try:
             try:

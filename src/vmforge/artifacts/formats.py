@@ -70,7 +70,7 @@ def _sniff_archive(path: Path) -> str | None:
     return None
 
 
-def detect(path: Path, *, target: str | None = None) -> Detected:
+def detect(path: Path, *, target: str | None = None, allow_backing: bool = False) -> Detected:
     """Probe ``path`` and check it is a whole, self-contained image in an accepted format.
 
     Raises ``UnsupportedImageFormat`` or ``InvalidImage`` (``target`` names the request field).
@@ -94,7 +94,7 @@ def detect(path: Path, *, target: str | None = None) -> Detected:
         raise UnsupportedImageFormat(
             f"The image format '{probed.format}' is not supported. Accepted formats: qcow2, raw, VHD (fixed or "
             "dynamic), VHDX.", target=target)
-    if probed.backing_file or probed.data_file:
+    if probed.data_file or (probed.backing_file and not allow_backing):
         raise InvalidImage("Images that refer to other files (a backing file or an external data file) are not "
                            "accepted; flatten the image first.", target=target)
     size = path.stat().st_size if probed.format == "raw" else probed.virtual_size  # qemu rounds raw up

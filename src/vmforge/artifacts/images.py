@@ -126,7 +126,7 @@ class ImageService:
         spec = parse_image({"location": location, "tags": tags or {}, "properties": {
             "hyperVGeneration": hyper_v_generation, "storageProfile": {"osDisk": {
                 "osType": os_type, "osState": os_state, "blobUri": Path(path).resolve().as_uri()}}}})
-        with self.blobs.stage(Path(path), target="path") as staged:
+        with self.blobs.stage(Path(path), target="path", trusted=True) as staged:
             return self._create(sub, group, name, spec, staged)[0]
 
     def _create(self, sub: str, group: str, name: str, spec: ImageSpec,

@@ -146,7 +146,7 @@ class Artifacts:
             "storageProfile": {"source": {"id": source_id}}}}
         if path is None:
             return self.versions.put(p.subscription, p.group, *p.names, body)[0]
-        with self.blobs.stage(Path(path), target="path") as staged:
+        with self.blobs.stage(Path(path), target="path", trusted=True) as staged:
             return self.versions.put(p.subscription, p.group, *p.names, body, staged=staged)[0]
 
     def export(self, image: str | Path, fmt: str, dest: Path) -> Path:

@@ -183,7 +183,8 @@ class TrimStep(Step):
 
 
 class CaptureStep(Step):
-    """Power the VM off and flatten its disk into a standalone, sparse qcow2: the built image."""
+    """Power the VM off: its overlay is the built image. (Each distributor flattens it into its own sparse
+    output — a stored qcow2, a fixed VHD — straight from the overlay, so no intermediate copy is written.)"""
 
     kind = "Capture"
     phase = RunSubState.OPTIMIZING
@@ -195,12 +196,16 @@ class CaptureStep(Step):
         if not vm.powerdown(timeout=120):
             ctx.events.line("the VM did not power off within 120 s: stopping it", "capture")
             vm.stop(timeout=0)
-        out = ctx.work_dir / "built.qcow2"
-        qemuimg.convert(ctx.state["disk"], out, "qcow2", src_fmt=ctx.state.get("disk_format", "qcow2"))
+        out = Path(ctx.state["disk"])
+        if ctx.state.get("disk_format", "qcow2") != "qcow2":  # an offline-injected raw copy: make it qcow2
+            flat = ctx.work_dir / "built.qcow2"
+            qemuimg.convert(out, flat, "qcow2", src_fmt=ctx.state["disk_format"])
+            out.unlink(missing_ok=True)
+            out = flat
         ctx.state["image_path"] = out
         ctx.state["base_for_validate"] = out
-        size = qemuimg.info(out, "qcow2")["actual-size"]
-        ctx.events.line(f"built image {out.name}: {size / 1e6:.1f} MB", "capture")
+        ctx.events.line(f"built image {out.name}: {out.stat().st_blocks * 512 / 1e6:.1f} MB written over the "
+                        "source", "capture")
 
     def cleanup(self, ctx: Context) -> None:
         (ctx.work_dir / "built.qcow2").unlink(missing_ok=True)
