@@ -4,6 +4,7 @@ Azure SDK, build VMs booted under QEMU (TCG here). Slow: every test boots at lea
 from __future__ import annotations
 
 import hashlib
+import json
 import http.server
 import os
 import signal
@@ -299,3 +300,28 @@ def test_server_killed_mid_run_is_recovered(tmp_path: Path, imports: Path) -> No
         assert all(sorted(p.name for p in d.iterdir()) == ["customization.log"] for d in run_dir.iterdir())
     finally:
         s.stop()
+
+
+def test_cli_build_shows_steps_in_order_and_exit_codes(srv: Server, tmp_path: Path) -> None:
+    """``vmforge build`` on the test image: a passing template exits 0 with its steps in order, a failing one
+    exits 1 and shows the failing step's log lines."""
+    from tests.cli.conftest import invoke
+
+    env = {"VMFORGE_HOME": str(srv.data_dir), "VMFORGE_SUBSCRIPTION": SUBSCRIPTION}
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(template(
+        [{"type": "Shell", "name": "first", "inline": ["echo one"]},
+         {"type": "Shell", "name": "second", "inline": ["echo two"]}], [vhd()])))
+    r = invoke(["build", good, "-g", "cli", "--name", "cli-good"], env)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    out = r.stdout
+    positions = [out.index(s) for s in ('Boot "build VM"', 'Shell "first"', 'Shell "second"', 'Generalize',
+                                        'VHD "vhd"')]
+    assert positions == sorted(positions), out
+    assert "Succeeded" in out and "\x1b[" not in out  # no TTY: plain lines, no colour codes
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(template([{"type": "Shell", "name": "breaks", "inline": ["echo failing-now", "exit 7"]}],
+                                       [vhd()])))
+    r = invoke(["build", bad, "-g", "cli", "--name", "cli-bad"], env)
+    assert r.exit_code == 1, r.stdout + r.stderr
+    assert 'Shell "breaks"' in r.stdout + r.stderr and "failing-now" in r.stdout + r.stderr
