@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     retry_after: int = 1
     # Default tenant id reported in tokens and /tenants.
     tenant_id: str = "72f988bf-0000-4000-8000-00000000f0f0"
+    # Seconds between checks of SourceImage triggers.
+    trigger_interval: float = Field(default=60.0, gt=0)
     # Builds run at once by this server's embedded worker.
     build_concurrency: int = Field(default=2, ge=1, le=64)
     # Host folders a file:// blobUri may read from (empty: <data_dir>/imports).

@@ -151,8 +151,11 @@ def test_full_build_with_every_distributor(srv: Server, files: tuple[str, Path],
         ],
         validate={"inVMValidations": [{"type": "Shell", "name": "check", "inline": [
             "test \"$(cat /etc/vmforge-hello)\" = hello", "test -f /etc/vmforge-script",
-            "test $(stat -c %s /opt/vmforge/payload.bin) = 2097152"]}]},
+            "test $(stat -c %s /opt/vmforge/payload.bin) = 2097152",
+            # osDiskSizeGB: the disk was grown and cloud-init grew the root file system into it
+            "test $(df --output=size -BM / | tail -1 | tr -dc 0-9) -gt 2200"]}]},
         optimize={"vmBoot": {"state": "Enabled"}},
+        vmProfile={"osDiskSizeGB": 3},
     )
     client, group, name = run_template(srv, body)
     tpl = client.virtual_machine_image_templates.get(group, name)
@@ -325,3 +328,27 @@ def test_cli_build_shows_steps_in_order_and_exit_codes(srv: Server, tmp_path: Pa
     r = invoke(["build", bad, "-g", "cli", "--name", "cli-bad"], env)
     assert r.exit_code == 1, r.stdout + r.stderr
     assert 'Shell "breaks"' in r.stdout + r.stderr and "failing-now" in r.stdout + r.stderr
+
+
+def test_continue_distribute_on_failed_validation(srv: Server) -> None:
+    body = template([{"type": "Shell", "name": "ok", "inline": ["echo built > /etc/vmforge-built"]}], [vhd()],
+                    validate={"continueDistributeOnFailure": True, "inVMValidations": [
+                        {"type": "Shell", "name": "strict", "inline": ["test -f /etc/does-not-exist"]}]})
+    client, group, name = run_template(srv, body)
+    ops = client.virtual_machine_image_templates
+    status = ops.get(group, name).last_run_status
+    assert status.run_state == "Failed"
+    assert 'Shell "strict"' in status.message and "distributed anyway" in status.message
+    outs = {o.name: o.provisioning_state for o in ops.list_run_outputs(group, name)}
+    assert outs == {"vhd": "Succeeded"}
+
+
+def test_source_validation_only(srv: Server) -> None:
+    body = template([], [vhd()], validate={"sourceValidationOnly": True, "inVMValidations": [
+        {"type": "Shell", "name": "source-check", "inline": ["test -x /usr/bin/cloud-init", "! test -f /etc/vmforge-hello"]}]})
+    client, group, name = run_template(srv, body)
+    ops = client.virtual_machine_image_templates
+    assert ops.get(group, name).last_run_status.run_state == "Succeeded"
+    text = log_of(srv, group, name)
+    assert 'Shell "source-check"' in text and "Generalize" not in text and "Capture" not in text
+    assert [o.name for o in ops.list_run_outputs(group, name)] == ["vhd"]

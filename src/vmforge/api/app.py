@@ -23,6 +23,7 @@ from vmforge.service.container import Services
 from vmforge.artifacts import Artifacts
 from vmforge.runner.embedded import EmbeddedWorker
 from vmforge.runner.engine import CeleryEngine
+from vmforge.runner.triggers import TriggerWatcher
 from vmforge.settings import Settings
 from vmforge.store.db import Database
 
@@ -83,9 +84,12 @@ def create_app(settings: Settings) -> FastAPI:
         recovered = services.recover()
         if recovered:
             log.info("finished %d operations interrupted by the last stop", recovered)
+        triggers = TriggerWatcher(services, settings.trigger_interval)
+        triggers.start()
         try:
             yield
         finally:
+            triggers.stop()
             worker.stop()
             services.db.dispose()
 

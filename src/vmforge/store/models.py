@@ -146,5 +146,7 @@ class Trigger(Base):
     status_code: Mapped[str] = mapped_column(String(32))
     status_message: Mapped[str] = mapped_column(Text, default="")
     status_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    # SourceImage triggers: the source version the template was last built from (or first seen at).
+    source_version: Mapped[str | None] = mapped_column(String(600), nullable=True)
 
     template: Mapped[Template] = relationship(back_populates="triggers")
