@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -88,6 +88,7 @@ class TemplateService:
         self.db = db
         self.settings = settings
         self.engine = engine
+        self._view_queries: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- helpers
     def _find(self, s: Session, path: TemplatePath, *, lock: bool = False) -> Template | None:
@@ -191,12 +192,14 @@ class TemplateService:
     def get_view(self, path: TemplatePath, api_version: str) -> str:
         """The stored ARM body of a template (the hot read path: one column, no ORM object)."""
         sub, group, name = path.keys
-        q = select(getattr(Template, VIEW_COLUMNS[api_version])).where(
-            Template.subscription_key == sub, Template.group_key == group, Template.name_key == name,
-            Template.provisioning_state != "Deleting",
-        )
+        q = self._view_queries.get(api_version)
+        if q is None:  # one statement per api-version, built once (SQLAlchemy then reuses its compiled form)
+            q = self._view_queries[api_version] = select(getattr(Template, VIEW_COLUMNS[api_version])).where(
+                Template.subscription_key == bindparam("sub"), Template.group_key == bindparam("grp"),
+                Template.name_key == bindparam("name"), Template.provisioning_state != "Deleting",
+            )
         with self.db.engine.connect() as conn:
-            body = conn.execute(q).scalar()
+            body = conn.execute(q, {"sub": sub, "grp": group, "name": name}).scalar()
         if body is None:
             raise not_found(path)
         return body

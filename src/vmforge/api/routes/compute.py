@@ -78,7 +78,7 @@ PlatformWrite = Annotated[Principal, require(_act("locations/publishers/artifact
 
 
 def _version_dep(allowed: tuple[str, ...]):  # noqa: ANN202
-    def check(request: Request) -> str:
+    async def check(request: Request) -> str:
         v = request.query_params.get("api-version")
         if not v:
             raise MissingApiVersion("The api-version query parameter (?api-version=) is required for all requests.")
@@ -94,7 +94,7 @@ GalleryApi = Annotated[str, _version_dep(GALLERY_VERSIONS)]
 AnyApi = Annotated[str, _version_dep(COMPUTE_VERSIONS + GALLERY_VERSIONS)]
 
 
-def get_artifacts(request: Request) -> Artifacts:
+async def get_artifacts(request: Request) -> Artifacts:
     return request.app.state.artifacts
 
 

@@ -40,7 +40,7 @@ LOCATIONS = [
 ]
 
 
-def _api_version(request: Request) -> str:
+async def _api_version(request: Request) -> str:
     """Microsoft.Resources accepts many api-versions; only its presence is checked."""
     v = request.query_params.get("api-version")
     if not v:
