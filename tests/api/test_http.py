@@ -211,3 +211,15 @@ def test_allow_template_updates(tmp_path) -> None:  # noqa: ANN001
             assert got["properties"]["provisioningState"] == "Succeeded"
     finally:
         srv.stop()
+
+
+def test_run_routes_refuse_odd_ids_with_404(server: Server) -> None:
+    group = rg()
+    with server.http() as http:
+        r = http.put(tpl_url(group, "runs"), params={"api-version": V}, json=body())
+        wait_op(http, r.headers["Azure-AsyncOperation"])
+        for ref in ("99999999999999999999999", "abc", "-1", "latest"):
+            r = http.get(tpl_url(group, "runs") + f"/runs/{ref}", params={"api-version": V})
+            assert r.status_code == 404, (ref, r.text)
+            assert r.json()["error"]["code"] == "ResourceNotFound"
+        assert http.get(tpl_url(group, "runs") + "/runs", params={"api-version": V}).json() == {"value": []}

@@ -86,11 +86,6 @@ def require(action: str, *, within: bool = False) -> Any:
     return Depends(dependency)
 
 
-def Authorized(action: str, *, within: bool = False) -> Any:  # noqa: N802  (reads as a type in signatures)
-    """``Annotated[Principal, require(action)]``: ``principal: Authorized(TEMPLATE_WRITE)``."""
-    return Annotated[Principal, require(action, within=within)]
-
-
 ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 ApiVersionDep = Annotated[str, Depends(get_api_version)]

@@ -224,7 +224,9 @@ class RunService:
             if run_ref.lower() == "latest":
                 run = s.scalar(q.order_by(Run.id.desc()).limit(1))
             else:
-                run = s.scalar(q.where(Run.id == int(run_ref))) if run_ref.isdigit() else None
+                # A run id is a positive 64-bit integer: anything else (or longer) names no run, never a 500.
+                ok = run_ref.isdigit() and len(run_ref) <= 18
+                run = s.scalar(q.where(Run.id == int(run_ref))) if ok else None
             if run is None:
                 raise NotFound(f"The run '{run_ref}' of image template '{path.name}' was not found.", target=run_ref)
             return run
