@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vmforge.runner.events import RunEvents
-from vmforge.runner.steps import Context
+from vmforge.events import RunEvents
+from vmforge.kinds.base import Context
 
 
 @dataclass

@@ -4,7 +4,7 @@ import pytest
 
 from vmforge.kinds import make_step
 from vmforge.kinds.customizers.powershell import command, script_text
-from vmforge.runner.steps import BuildError
+from vmforge.kinds.base import BuildError
 
 
 def test_linux_without_pwsh_fails_clearly(make_ctx) -> None:  # noqa: ANN001

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from vmforge.kinds import REGISTRY, load_all, register
-from vmforge.runner.steps import Step
+from vmforge.kinds.base import Step
 
 
 def test_every_wire_type_has_a_kind() -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from vmforge.kinds import make_step
 from vmforge.kinds.customizers.shell import inline_script
-from vmforge.runner.steps import BuildError
+from vmforge.kinds.base import BuildError
 from vmforge.service.runstate import RunSubState
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from vmforge.runner.events import RunEvents, redact
-from vmforge.runner.steps import Canceled, Context, Step, assign_ids, cleanup_all, execute
+from vmforge.events import RunEvents, redact
+from vmforge.kinds.base import Canceled, Context, Step, assign_ids, cleanup_all, execute
 from vmforge.service.runstate import IllegalTransition, RunState, RunSubState, check_transition
 
 

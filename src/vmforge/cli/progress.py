@@ -1,7 +1,7 @@
 """Run progress for the CLI: run info from the server, the telemetry lines of customization.log turned into step
 progress, the exit code of a run, and the two displays (a live Rich view on a terminal, plain lines otherwise).
 
-customization.log's telemetry lines (``vmforge.runner.events``)::
+customization.log's telemetry lines (``vmforge.events``)::
 
     [2026/11/25 14:00:00] (telemetry) Starting provisioner Shell "install nginx" (Customizing 2/5)
     [2026/11/25 14:00:01] (telemetry) ending Shell "install nginx" - success after 1.2s

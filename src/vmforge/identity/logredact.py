@@ -1,12 +1,12 @@
 """Secrets never reach the server log: a ``logging.Filter`` that redacts bearer tokens, JWTs, client secrets
-and SAS query strings (``vmforge.runner.events.redact``) from every record, installed on the handlers of the
+and SAS query strings (``vmforge.events.redact``) from every record, installed on the handlers of the
 root and uvicorn loggers."""
 
 from __future__ import annotations
 
 import logging
 
-from vmforge.runner.events import redact
+from vmforge.events import redact
 
 LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "vmforge")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from vmforge.runner.steps import Step
+from vmforge.kinds.base import Step
 
 REGISTRY: dict[tuple[str, str], type[Step]] = {}
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from vmforge.machine import MachineError, Progress, no_progress, qmp
 from vmforge.machine.accel import Accel, detect
+from vmforge.machine.firmware import Firmware, machine_args
 from vmforge.machine.network import NetworkMode, free_port, netdev_args, wrapper_args
 
 
@@ -37,6 +38,7 @@ class VMSpec:
     memory_mib: int = 2048
     accel: Accel | None = None  # None: detect() (a probe boot, cached)
     network: NetworkMode = "isolated"
+    firmware: Firmware = "bios"  # vmforge.machine.firmware.for_generation(hyperVGeneration)
     extra_args: list[str] = field(default_factory=list)
 
 
@@ -68,7 +70,7 @@ class BuildVM:
         qemu = shutil.which("qemu-system-x86_64") or "qemu-system-x86_64"
         args = wrapper_args(s.network, self.ssh_port) + [
             qemu, "-name", "vmforge-build", "-nodefaults", "-no-user-config", "-display", "none",
-            "-machine", "pc", "-accel", self.accel, "-cpu", "host" if self.accel == "kvm" else "max",
+            *machine_args(s.firmware, s.workdir), "-accel", self.accel, "-cpu", "host" if self.accel == "kvm" else "max",
             "-smp", str(s.cpus), "-m", str(s.memory_mib),
             "-drive", f"file={s.disk},format={s.disk_format},if=none,id=os,discard=unmap",
             "-device", "virtio-blk-pci,drive=os,bootindex=0",

@@ -19,7 +19,7 @@ from vmforge.disk import qemuimg
 from vmforge.kinds import make_step
 from vmforge.machine import inject
 from vmforge.runner.guest import boot
-from vmforge.runner.steps import BuildError, Context, Step
+from vmforge.kinds.base import BuildError, Context, Step
 from vmforge.service.runstate import RunSubState
 
 DEPROVISION_LINUX = r"""

@@ -19,8 +19,8 @@ from typing import Any
 
 from vmforge.errors import ArmError
 from vmforge.runner.build import distribution, plan
-from vmforge.runner.events import RunEvents
-from vmforge.runner.steps import BuildError, Canceled, Context, TimedOut, assign_ids, cleanup_all, execute
+from vmforge.events import RunEvents
+from vmforge.kinds.base import BuildError, Canceled, Context, TimedOut, assign_ids, cleanup_all, execute
 from vmforge.service.runstate import RunState, RunSubState
 
 log = logging.getLogger("vmforge.runner")
@@ -170,7 +170,7 @@ class Executor:
                 self._ended_by_watch(ctx, e, run_id, events)
                 return
             name = step.options["runOutputName"]
-            from vmforge.runner.events import StepInfo
+            from vmforge.events import StepInfo
 
             info = StepInfo(i, len(distributors), "Distributing", step.kind, name)
             events.step_started(info)

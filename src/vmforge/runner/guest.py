@@ -14,8 +14,8 @@ from pathlib import Path
 from vmforge.machine.qemu import BuildVM, VMSpec
 from vmforge.machine.seed import SeedConfig, make_seed
 from vmforge.machine.ssh import SSHSession, generate_keypair
-from vmforge.runner.events import RunEvents
-from vmforge.runner.steps import BuildError
+from vmforge.events import RunEvents
+from vmforge.kinds.base import BuildError
 
 BOOT_TIMEOUT = float(os.environ.get("VMFORGE_BOOT_TIMEOUT", "600"))
 

@@ -7,7 +7,7 @@ import shlex
 import uuid
 
 from vmforge.kinds import register
-from vmforge.runner.steps import BuildError, Context, Step
+from vmforge.kinds.base import BuildError, Context, Step
 
 
 @register("customize", "File")

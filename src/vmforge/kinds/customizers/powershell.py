@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 
 from vmforge.kinds import register
-from vmforge.runner.steps import BuildError, Context, Step
+from vmforge.kinds.base import BuildError, Context, Step
 
 PS_FLAGS = "-NoProfile -NonInteractive -ExecutionPolicy Bypass"
 

@@ -10,7 +10,7 @@ import re
 import time
 
 from vmforge.kinds import register
-from vmforge.runner.steps import BuildError, Context, Step
+from vmforge.kinds.base import BuildError, Context, Step
 from vmforge.service.runstate import RunSubState
 
 DEFAULT_COMMAND = 'shutdown /r /f /t 0 /c "vmforge restart"'

@@ -13,7 +13,7 @@ import uuid
 
 from vmforge.kinds import register
 from vmforge.kinds.customizers.powershell import PS_FLAGS, ps_quote
-from vmforge.runner.steps import BuildError, Context, Step
+from vmforge.kinds.base import BuildError, Context, Step
 from vmforge.service.runstate import RunSubState
 
 DEFAULT_CRITERIA = "AutoSelectOnWebSites=1 and IsInstalled=0"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vmforge.kinds import register
-from vmforge.runner.steps import Context, Step
+from vmforge.kinds.base import Context, Step
 
 
 @register("distribute", "ManagedImage")

@@ -5,7 +5,7 @@ numbered by ``versioning`` (Latest with an optional major, or Source), replicate
 from __future__ import annotations
 
 from vmforge.kinds import register
-from vmforge.runner.steps import Context, Step
+from vmforge.kinds.base import Context, Step
 
 
 def target_regions(o: dict, default_location: str) -> tuple[list[dict], str]:

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 
 from vmforge.disk import qemuimg
 from vmforge.kinds import register
-from vmforge.runner.steps import BuildError, Context, Step
+from vmforge.kinds.base import BuildError, Context, Step
 
 
 @register("distribute", "VHD")

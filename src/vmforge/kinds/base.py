@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vmforge.runner.events import RunEvents, StepInfo
+from vmforge.events import RunEvents, StepInfo
 from vmforge.service.runstate import RunSubState
 
 
