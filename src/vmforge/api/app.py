@@ -90,6 +90,9 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             triggers.stop()
+            stopped = services.engine.shutdown()  # no build VM outlives the server
+            if stopped:
+                log.warning("stopped the builds of runs %s: the server is stopping", stopped)
             worker.stop()
             services.db.dispose()
 

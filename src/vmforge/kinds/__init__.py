@@ -14,6 +14,7 @@ from vmforge.kinds.base import Step
 REGISTRY: dict[tuple[str, str], type[Step]] = {}
 
 PHASES = ("customize", "validate", "distribute")
+JSON_LISTS = {"customize": "customize", "validate": "validate.inVMValidations", "distribute": "distribute"}
 
 
 def register(phase: str, type_: str) -> Callable[[type[Step]], type[Step]]:
@@ -41,5 +42,7 @@ def make_step(phase: str, options: dict[str, Any], index: int) -> Step:
     cls = REGISTRY.get((phase, options.get("type", "")))
     if cls is None:
         raise KeyError(f"no {phase} step of type {options.get('type')!r}")
-    return cls(name=options.get("name") or options.get("runOutputName") or f"{options.get('type')} {index + 1}",
+    step = cls(name=options.get("name") or options.get("runOutputName") or f"{options.get('type')} {index + 1}",
                options=options, phase_name=phase)
+    step.json_path = f"properties.{JSON_LISTS[phase]}[{index}]"
+    return step

@@ -74,12 +74,23 @@ class Step(ABC):
         self.name = name
         self.options = options or {}
         self.step_id = ""
+        self.json_path = ""  # where the step is in the template, e.g. properties.customize[2] (set by make_step)
         if phase_name is not None:
             self.phase = _PHASES[phase_name]
 
     def prepare(self, ctx: Context) -> list[str]:
         """Check everything this step needs, without side effects; return the problems found."""
         return []
+
+    download_field: str | None = None  # the option holding a URL the server downloads (scriptUri, sourceUri)
+
+    def downloads(self) -> list[tuple[str, str | None, str]]:
+        """What the server downloads for this step: (url, sha256 or None, JSON path of the URL). All of a run's
+        downloads are fetched and checked before its first VM starts; ``ctx.fetch`` then answers from them."""
+        url = self.options.get(self.download_field) if self.download_field else None
+        if not url:
+            return []
+        return [(url, self.options.get("sha256Checksum") or None, f"{self.json_path}.{self.download_field}")]
 
     @abstractmethod
     def run(self, ctx: Context) -> None: ...

@@ -5,6 +5,8 @@ Progress goes through a ``Progress`` callback (``Callable[[str], None]``, e.g. `
 here prints.
 """
 
+import os
+import shutil
 from collections.abc import Callable
 
 Progress = Callable[[str], None]
@@ -18,4 +20,11 @@ class MachineError(Exception):
     """The build VM could not be started, reached or stopped."""
 
 
-__all__ = ["MachineError", "Progress", "no_progress"]
+def qemu_binary() -> str:
+    """The QEMU system emulator: ``$VMFORGE_QEMU`` if set (a path or a name on PATH), else
+    ``qemu-system-x86_64``."""
+    name = os.environ.get("VMFORGE_QEMU") or "qemu-system-x86_64"
+    return shutil.which(name) or name
+
+
+__all__ = ["MachineError", "Progress", "no_progress", "qemu_binary"]

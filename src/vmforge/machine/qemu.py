@@ -4,6 +4,9 @@
   may never reach GRUB.
 * QEMU gets no stdin/stdout (its stderr goes to a file), runs in its own session and process group, and is
   killed with that group: under the ``isolated`` network the group holds pasta and its QEMU child.
+* Tied to its parent: pasta and QEMU each get a parent-death signal (``setpriv --pdeathsig KILL``), so when
+  the process that started them dies — even by SIGKILL — pasta dies, and QEMU with it. (Linux sends the signal
+  when the *thread* that forked exits: a VM is started and stopped by the same run thread.)
 * The serial console goes to ``serial.log``; a QMP socket gives a clean ``system_powerdown`` and ``quit``.
 * Every wait has a timeout; ``stop()`` is graceful first, then kills. A context manager and a finalizer make
   sure no process outlives the object or the interpreter.
@@ -20,7 +23,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vmforge.machine import MachineError, Progress, no_progress, qmp
+from vmforge.machine import MachineError, Progress, no_progress, qemu_binary, qmp
 from vmforge.machine.accel import Accel, detect
 from vmforge.machine.firmware import Firmware, machine_args
 from vmforge.machine.network import NetworkMode, free_port, netdev_args, wrapper_args
@@ -40,6 +43,12 @@ class VMSpec:
     network: NetworkMode = "isolated"
     firmware: Firmware = "bios"  # vmforge.machine.firmware.for_generation(hyperVGeneration)
     extra_args: list[str] = field(default_factory=list)
+
+
+def parent_death_args() -> list[str]:
+    """``setpriv --pdeathsig KILL``: the next program dies with the process (thread) that started it."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL"] if setpriv else []
 
 
 def _killpg(pgid: int) -> None:
@@ -67,9 +76,10 @@ class BuildVM:
     def command(self) -> list[str]:
         """The whole command line (network wrapper included)."""
         s = self.spec
-        qemu = shutil.which("qemu-system-x86_64") or "qemu-system-x86_64"
-        args = wrapper_args(s.network, self.ssh_port) + [
-            qemu, "-name", "vmforge-build", "-nodefaults", "-no-user-config", "-display", "none",
+        tie = parent_death_args()
+        wrapper = wrapper_args(s.network, self.ssh_port)
+        args = (tie + wrapper + tie if wrapper else tie) + [
+            qemu_binary(), "-name", "vmforge-build", "-nodefaults", "-no-user-config", "-display", "none",
             *machine_args(s.firmware, s.workdir), "-accel", self.accel, "-cpu", "host" if self.accel == "kvm" else "max",
             "-smp", str(s.cpus), "-m", str(s.memory_mib),
             "-drive", f"file={s.disk},format={s.disk_format},if=none,id=os,discard=unmap",
@@ -89,6 +99,33 @@ class BuildVM:
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def exit_status(self) -> int | None:
+        """QEMU's (or its wrapper's) exit status once it has ended."""
+        return None if self._proc is None else self._proc.poll()
+
+    def console_tail(self, n: int = 1500) -> str:
+        """The end of the serial console, for error messages."""
+        try:
+            with self.serial_log.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - n))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def console_size(self) -> int:
+        try:
+            return self.serial_log.stat().st_size
+        except OSError:
+            return 0
+
+    def why_stopped(self) -> str:
+        """What QEMU said when it ended early: its exit status and the end of its stderr."""
+        status = self.exit_status
+        tail = self._stderr_tail(600)
+        return f"QEMU exited with status {status}" + (f": {tail}" if tail else "")
 
     def start(self, timeout: float = 30) -> None:
         """Launch QEMU and wait until its QMP socket answers."""
@@ -128,7 +165,8 @@ class BuildVM:
         return True
 
     def powerdown(self, timeout: float = 60) -> bool:
-        """ACPI power button, then wait for the guest to power off; whether it did."""
+        """ACPI power button, then wait for the guest to power off; whether it did. (Minimal images without
+        acpid or logind ignore it: power those off from inside, see ``vmforge.runner.guest.Guest.poweroff``.)"""
         if not self.running():
             return True
         self.progress("powering the VM down")

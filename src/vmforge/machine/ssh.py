@@ -52,13 +52,36 @@ class SSHSession:
             agent_path=None, config=None, connect_timeout=timeout, login_timeout=timeout,
             keepalive_interval=15, keepalive_count_max=4)
 
-    async def wait_ready(self, timeout: float, interval: float = 0.5) -> float:
-        """Try to log in every ``interval`` s until it works; return the seconds it took."""
+    async def wait_ready(self, timeout: float, interval: float = 0.25,
+                         check: Callable[[], None] | None = None) -> float:
+        """Try to log in every ``interval`` s until it works; return the seconds it took.
+
+        ``check`` is called every ``interval`` s, also while a connection attempt is pending, and ends the wait
+        by raising (the VM has exited, the run was canceled, its deadline passed, a KVM trial made no
+        progress). Nothing here blocks for longer than ``interval`` without calling it."""
         start = time.monotonic()
         last = "no attempt"
         while (left := timeout - (time.monotonic() - start)) > 0:
+            if check is not None:
+                check()
+            attempt = asyncio.ensure_future(self._connect(min(10.0, max(left, 1.0))))
             try:
-                self._conn = await self._connect(min(10.0, max(left, 1.0)))
+                while not attempt.done():
+                    await asyncio.wait({attempt}, timeout=interval)
+                    if not attempt.done() and check is not None:
+                        check()
+                    if time.monotonic() - start > timeout:
+                        break
+            except BaseException:
+                attempt.cancel()
+                await asyncio.gather(attempt, return_exceptions=True)
+                raise
+            if not attempt.done():
+                attempt.cancel()
+                await asyncio.gather(attempt, return_exceptions=True)
+                break
+            try:
+                self._conn = attempt.result()
                 waited = time.monotonic() - start
                 self.progress(f"SSH ready after {waited:.1f} s")
                 return waited

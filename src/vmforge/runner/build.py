@@ -17,9 +17,10 @@ from typing import Any
 
 from vmforge.disk import qemuimg
 from vmforge.kinds import make_step
-from vmforge.machine import inject
-from vmforge.runner.guest import boot
 from vmforge.kinds.base import BuildError, Context, Step
+from vmforge.machine import inject
+from vmforge.machine.firmware import for_generation
+from vmforge.runner.guest import BootWatch, boot
 from vmforge.service.runstate import RunSubState
 
 DEPROVISION_LINUX = r"""
@@ -67,6 +68,17 @@ class SourceStep(Step):
                         + (f", version {resolved.exact_version}" if resolved.exact_version else "") + ")", "source")
 
 
+def make_overlay(ctx: Context, base: Path, disk: Path) -> bool:
+    """A qcow2 overlay ``disk`` on ``base``, grown to vmProfile.osDiskSizeGB when that is larger; whether it
+    grew. (Made again, from scratch, when a boot is retried.)"""
+    size = (ctx.template.get("vmProfile") or {}).get("osDiskSizeGB") or 0
+    virtual = int(qemuimg.info(base, "qcow2")["virtual-size"])
+    grow = size * 1024**3 if size * 1024**3 > virtual else None
+    disk.unlink(missing_ok=True)
+    qemuimg.create_overlay(base, disk, "qcow2", size_bytes=grow)
+    return grow is not None
+
+
 class DiskStep(Step):
     """A qcow2 overlay on the (read-only) source, grown to vmProfile.osDiskSizeGB when that is larger."""
 
@@ -80,17 +92,42 @@ class DiskStep(Step):
     def run(self, ctx: Context) -> None:
         base: Path = ctx.state[self.base_key]
         disk = ctx.work_dir / self.disk_name
-        size = (ctx.template.get("vmProfile") or {}).get("osDiskSizeGB") or 0
-        virtual = int(qemuimg.info(base, "qcow2")["virtual-size"])
-        grow = size * 1024**3 if size * 1024**3 > virtual else None
-        qemuimg.create_overlay(base, disk, "qcow2", size_bytes=grow)
+        grown = make_overlay(ctx, base, disk)
         ctx.state["disk"] = disk
-        ctx.events.line(f"overlay {disk.name} on {base.name}" + (f", grown to {size} GiB" if grow else ""), "disk")
+        size = (ctx.template.get("vmProfile") or {}).get("osDiskSizeGB")
+        ctx.events.line(f"overlay {disk.name} on {base.name}" + (f", grown to {size} GiB" if grown else ""), "disk")
 
     def cleanup(self, ctx: Context) -> None:
-        if ctx.state.get("keep_disk") == self.disk_name:
-            return
         (ctx.work_dir / self.disk_name).unlink(missing_ok=True)
+
+
+class FetchStep(Step):
+    """Every download of the template (scriptUri, sourceUri), fetched under the outbound policy and checked
+    against its sha256 before the first VM starts: a refused address or a wrong checksum fails the run in
+    seconds, naming the step and the URL, instead of minutes later after a boot."""
+
+    kind = "Downloads"
+    phase = RunSubState.BUILDING
+
+    def __init__(self, name: str, steps: list[Step]) -> None:
+        super().__init__(name, {})
+        self.steps = steps
+
+    def run(self, ctx: Context) -> None:
+        from vmforge.fetch import safe_url
+
+        count = 0
+        for step in self.steps:
+            for url, sha256, where in step.downloads():
+                try:
+                    path = ctx.fetch(url, sha256)
+                except BuildError as e:
+                    raise BuildError(f"{step.kind} \"{step.name}\" ({where}): {e}", code=e.code) from e
+                count += 1
+                ctx.events.line(f"{where}: {safe_url(url)} → {path.stat().st_size} bytes"
+                                + (", sha256 verified" if sha256 else ""), "downloads")
+        if not count:
+            ctx.events.line("nothing to download", "downloads")
 
 
 def needs_offline_key(image: Path, work: Path, cache: dict[str, bool]) -> bool:
@@ -120,35 +157,62 @@ class BootStep(Step):
         self.probe_cache = probe_cache
 
     def run(self, ctx: Context) -> None:
-        disk: Path = ctx.state["disk"]
-        fmt, with_seed = "qcow2", True
-        base: Path = ctx.state["base_for_" + self.role]
-        if ctx.os_type == "Linux" and needs_offline_key(base, ctx.work_dir, self.probe_cache):
-            from vmforge.machine.ssh import generate_keypair
+        from vmforge.machine.ssh import generate_keypair
 
-            keys = generate_keypair()
+        disk: Path = ctx.state["disk"]
+        base: Path = ctx.state["base_for_" + self.role]
+        offline = ctx.os_type == "Linux" and needs_offline_key(base, ctx.work_dir, self.probe_cache)
+        keys = generate_keypair() if offline else None
+
+        def inject_key() -> None:
             raw = ctx.work_dir / f"{self.role}.raw"
             inject.inject_into_image(disk, "qcow2", [keys.public], raw)
             disk.unlink(missing_ok=True)
             raw.rename(disk)
-            ctx.state["disk"], fmt, with_seed = disk, "raw", False
+
+        def reset_disk() -> None:  # a boot retried under TCG starts from the disk as it was before
+            make_overlay(ctx, base, disk)
+            if offline:
+                inject_key()
+
+        if offline:
+            inject_key()
             ctx.events.line("no cloud-init in the image: the build key was injected offline", "boot")
-        else:
-            keys = None
+        fmt = "raw" if offline else "qcow2"
+        ctx.state["disk_format"] = fmt
+        generation = ctx.state.get("hyper_v_generation")
+        firmware = for_generation(generation)
+        ctx.events.line(f"firmware: {'UEFI (OVMF)' if firmware == 'uefi' else 'BIOS'} for hyperVGeneration "
+                        f"{generation or 'V1'}", "boot")
+
+        def on_vm(vm) -> None:  # noqa: ANN001 — registered at once, so that a cancel during boot reaches it
+            ctx.state["vm_" + self.role] = vm
+
         guest, _ = boot(disk, fmt, ctx.work_dir / f"vm-{self.role}", ctx.events, _loop(ctx),
                         vm_size=(ctx.template.get("vmProfile") or {}).get("vmSize"), os_type=ctx.os_type,
-                        with_seed=with_seed, key=keys)
+                        with_seed=not offline, key=keys, accelerator=ctx.state.get("accelerator"),
+                        firmware=firmware, watch=BootWatch(check_run=ctx.check, on_vm=on_vm), reset_disk=reset_disk)
         ctx.guest = guest
         ctx.state["vm_" + self.role] = guest.vm
-        ctx.state["disk_format"] = fmt
 
     def cleanup(self, ctx: Context) -> None:
+        """An abnormal ending (failure, cancel, timeout): stop at once, the disk is not kept running."""
         vm = ctx.state.pop("vm_" + self.role, None)
         if ctx.guest is not None and ctx.guest.vm is vm:
             ctx.guest.close()
             ctx.guest = None
         if vm is not None:
             vm.stop(timeout=0)
+
+
+class PowerOffStep(Step):
+    """The validation VM's orderly ending, as the build VM's (Capture): from inside, then ACPI, then a stop."""
+
+    kind = "PowerOff"
+    phase = RunSubState.VALIDATING
+
+    def run(self, ctx: Context) -> None:
+        ctx.events.line(ctx.guest.poweroff(), "poweroff")
 
 
 class GeneralizeStep(Step):
@@ -190,12 +254,7 @@ class CaptureStep(Step):
     phase = RunSubState.OPTIMIZING
 
     def run(self, ctx: Context) -> None:
-        guest = ctx.guest
-        vm = guest.vm
-        guest.close()
-        if not vm.powerdown(timeout=120):
-            ctx.events.line("the VM did not power off within 120 s: stopping it", "capture")
-            vm.stop(timeout=0)
+        ctx.events.line(ctx.guest.poweroff(), "capture")
         out = Path(ctx.state["disk"])
         if ctx.state.get("disk_format", "qcow2") != "qcow2":  # an offline-injected raw copy: make it qcow2
             flat = ctx.work_dir / "built.qcow2"
@@ -216,14 +275,17 @@ def plan(ctx: Context, probe_cache: dict[str, bool]) -> list[Step]:
     t: dict[str, Any] = ctx.template
     validate = t.get("validate") or {}
     validations = validate.get("inVMValidations") or []
-    steps: list[Step] = [SourceStep("source"), DiskStep("build disk", "base_for_build", "build.qcow2"),
+    customizers = [make_step("customize", c, i) for i, c in enumerate(t.get("customize") or [])]
+    validators = [make_step("validate", v, i) for i, v in enumerate(validations)]
+    fetch = FetchStep("downloads", validators if validate.get("sourceValidationOnly") else customizers + validators)
+    steps: list[Step] = [SourceStep("source"), fetch, DiskStep("build disk", "base_for_build", "build.qcow2"),
                          BootStep("build VM", "build", probe_cache)]
     if validate.get("sourceValidationOnly"):
-        steps = [SourceStep("source"), DiskStep("validation disk", "base_for_build", "validate.qcow2"),
+        steps = [SourceStep("source"), fetch, DiskStep("validation disk", "base_for_build", "validate.qcow2"),
                  BootStep("validation VM", "build", probe_cache)]
-        steps += [make_step("validate", v, i) for i, v in enumerate(validations)]
+        steps += [*validators, PowerOffStep("validation VM")]
     else:
-        steps += [make_step("customize", c, i) for i, c in enumerate(t.get("customize") or [])]
+        steps += customizers
         steps.append(GeneralizeStep("deprovision"))
         if ((t.get("optimize") or {}).get("vmBoot") or {}).get("state") == "Enabled":
             steps.append(TrimStep("vmBoot"))
@@ -233,7 +295,7 @@ def plan(ctx: Context, probe_cache: dict[str, bool]) -> list[Step]:
                       BootStep("validation VM", "validate", probe_cache)]
             for s in steps[-2:]:
                 s.phase = RunSubState.VALIDATING
-            steps += [make_step("validate", v, i) for i, v in enumerate(validations)]
+            steps += [*validators, PowerOffStep("validation VM")]
     return steps
 
 

@@ -13,23 +13,36 @@ from pathlib import Path
 from typing import Any
 
 from vmforge.runner.celery_app import run_build, set_executor
-from vmforge.runner.execute import Executor, run_dir
+from vmforge.runner.execute import Executor, clean_run_dir, run_dir
 from vmforge.service.ids import utcnow
 from vmforge.service.runstate import RunState
 
 log = logging.getLogger("vmforge.engine")
 
 
+def names_path(cmdline: bytes, path: Path) -> bool:
+    """Whether a NUL-separated command line names ``path`` or something inside it — exactly: the run
+    directory ``runs/1`` is not named by ``runs/10/vm-build/serial.log``."""
+    base = str(path).rstrip("/").encode()
+    for arg in cmdline.split(b"\0"):
+        i = arg.find(base)
+        while i != -1:
+            end = i + len(base)
+            if (i == 0 or arg[i - 1:i] in (b"=", b":", b",")) and (end == len(arg) or arg[end:end + 1] in (b"/", b",")):
+                return True
+            i = arg.find(base, i + 1)
+    return False
+
+
 def kill_leftovers(path: Path) -> int:
     """SIGKILL processes (QEMU, pasta) whose command line names ``path`` — left by a crashed server."""
     killed = 0
-    needle = str(path).encode()
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if needle in f.read():
+                if names_path(f.read(), path):
                     os.kill(int(pid), signal.SIGKILL)
                     killed += 1
         except OSError:
@@ -47,6 +60,10 @@ class CeleryEngine:
         self.runs = services.runs
         self.executor = Executor(services, artifacts, self.settings)
         set_executor(self.executor)
+
+    def shutdown(self) -> list[int]:
+        """The server is stopping: stop this process's builds (they end Failed, "the server stopped")."""
+        return self.executor.shutdown() if self.executor is not None else []
 
     def submit(self, run_id: int) -> None:
         run_build.apply_async(args=[run_id])
@@ -75,15 +92,7 @@ class CeleryEngine:
                 self.submit(run_id)
                 continue
             killed = kill_leftovers(work)
-            if work.is_dir():
-                for p in work.iterdir():
-                    if p.name != "customization.log":
-                        if p.is_dir():
-                            import shutil
-
-                            shutil.rmtree(p, ignore_errors=True)
-                        else:
-                            p.unlink(missing_ok=True)
+            clean_run_dir(work)
             msg = ("The vmforge server stopped while this run was in progress; the run could not continue. Its "
                    f"build VM was stopped ({killed} process(es)) and its disks removed. Run the template again.")
             log.warning("run %s: %s", run_id, msg)

@@ -17,7 +17,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from vmforge.disk import qemuimg
 from vmforge.errors import ArmError
+from vmforge.machine.accel import Accelerator
 from vmforge.runner.build import distribution, plan
 from vmforge.events import RunEvents
 from vmforge.kinds.base import BuildError, Canceled, Context, TimedOut, assign_ids, cleanup_all, execute
@@ -39,6 +41,25 @@ def log_path(data_dir: Path, run_id: int) -> Path:
     return run_dir(data_dir, run_id) / "customization.log"
 
 
+def clean_run_dir(work: Path, keep: set[str | None] | None = None) -> None:
+    """Everything of a run's directory but its log (and what ``keep`` names, e.g. an aborted run's disk)."""
+    keep = {"customization.log", *(keep or set())}
+    if not work.is_dir():
+        return
+    for p in work.iterdir():
+        if p.name in keep:
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+SERVER_STOPPED = ("The vmforge server stopped while this run was in progress: its build VM was stopped and its "
+                  "disks removed, and the run was not re-queued (a half-customized VM cannot be resumed, and running "
+                  "the customizers again unasked could repeat their side effects elsewhere). Run the template again.")
+
+
 class Executor:
     """Runs builds for one process (the embedded worker, or a remote ``vmforge worker``)."""
 
@@ -49,11 +70,16 @@ class Executor:
         self.settings = settings
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.probe_cache: dict[str, bool] = {}
+        self.accelerator = Accelerator(Path(settings.data_dir) / "accel.json")
+        self._stopping: str | None = None
         self._active: dict[int, Context] = {}
         self._endings: dict[int, tuple[RunState, str, str | None] | None] = {}
 
     # ------------------------------------------------------------------ entry
     def __call__(self, run_id: int) -> None:
+        if self._stopping:
+            log.info("run %s not started: the server is stopping (it stays queued for the next start)", run_id)
+            return
         if not self.runs.claim(run_id, self.owner, LEASE_SECONDS):
             log.info("run %s is not claimable (ended, or owned by another worker)", run_id)
             return
@@ -71,6 +97,19 @@ class Executor:
             # Recorded last: when a client sees the run end, its VMs and work files are already gone.
             if not self.runs.view(run_id).state.terminal:
                 self.runs.transition(run_id, ending[0], message=ending[1], error_code=ending[2])
+
+    def shutdown(self, wait: float = 30.0) -> list[int]:
+        """The server is stopping (SIGTERM/SIGINT): stop every build VM of this process now, and wait (at most
+        ``wait`` s) until each of those runs has cleaned up and recorded its ending (Failed, "the server
+        stopped"). Runs not yet started stay queued and are dispatched again at the next start."""
+        self._stopping = SERVER_STOPPED
+        running = list(self._active)
+        for run_id in running:
+            self.kill(run_id)
+        deadline = time.monotonic() + wait
+        while (self._active or self._endings) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return running
 
     def kill(self, run_id: int) -> None:
         """Stop the VMs of a run of this process now (cancel)."""
@@ -93,10 +132,12 @@ class Executor:
         ctx = Context(
             run_id=run_id, work_dir=work, data_dir=self.settings.data_dir, events=events, template=props,
             template_name=name, template_location=location,
-            cancel_requested=lambda: self.runs.cancel_requested(run_id), fetch=self._fetcher(work),
+            cancel_requested=lambda: bool(self._stopping) or self.runs.cancel_requested(run_id),
+            fetch=self._fetcher(work),
             artifacts=self.artifacts, deadline=time.monotonic() + timeout_min * 60,
         )
         ctx.state["loop"] = loop
+        ctx.state["accelerator"] = self.accelerator
         self._active[run_id] = ctx
         stop_watch = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(ctx, stop_watch), daemon=True,
@@ -139,9 +180,7 @@ class Executor:
                 policy = (props.get("errorHandling") or {}).get(
                     "onValidationError" if validating else "onCustomizerError", "cleanup")
                 if policy == "abort":
-                    disk = ctx.state.get("disk")
-                    ctx.state["keep_disk"] = Path(disk).name if disk else None
-                    msg += f" errorHandling is 'abort': the VM's disk was kept for inspection at {disk}."
+                    msg += " " + self._keep_disk(ctx, ran)
                 code = getattr(outcome.error, "code", "Other")
                 if not (validating and (props.get("validate") or {}).get("continueDistributeOnFailure")):
                     self._finish(run_id, RunState.FAILED, msg, code, events=events)
@@ -199,8 +238,29 @@ class Executor:
         else:
             self._finish(run_id, RunState.SUCCEEDED, "", None, events=events)
 
+    def _keep_disk(self, ctx: Context, ran: list) -> str:
+        """errorHandling 'abort': keep the failed VM's disk as one standalone qcow2 (its overlay flattened with
+        everything it is backed by, so it opens after the run's other files are gone); say where."""
+        disk = ctx.state.get("disk")
+        if not disk or not Path(disk).exists():
+            return "errorHandling is 'abort', but the VM had no disk to keep."
+        cleanup_all(ctx, [s for s in ran if s.kind == "Boot"])  # the VM holds the disk's lock
+        kept = ctx.work_dir / f"kept-{Path(disk).stem}.qcow2"
+        try:
+            qemuimg.convert(disk, kept, "qcow2", src_fmt=ctx.state.get("disk_format", "qcow2"))
+        except Exception as e:  # noqa: BLE001 — the run's failure is what matters; say why nothing was kept
+            kept.unlink(missing_ok=True)
+            return f"errorHandling is 'abort', but keeping the VM's disk failed: {e}"
+        ctx.state["keep_disk"] = kept.name
+        ctx.events.line(f"errorHandling 'abort': the VM's disk was kept as {kept} (standalone qcow2)", "vmforge")
+        return (f"errorHandling is 'abort': the VM's disk was kept for inspection at {kept} (a standalone qcow2; "
+                f"boot it with qemu-system-x86_64 -drive file={kept}).")
+
     # ------------------------------------------------------------------ endings
     def _ended_by_watch(self, ctx: Context, error: BaseException | None, run_id: int, events: RunEvents) -> bool:
+        if self._stopping and error is not None:
+            self._finish(run_id, RunState.FAILED, self._stopping, "ServerStopped", events=events)
+            return True
         if isinstance(error, Canceled) or (error is not None and self.runs.cancel_requested(run_id)):
             self._finish(run_id, RunState.CANCELED, "The run was canceled.", "Canceled", events=events)
             return True
@@ -240,27 +300,28 @@ class Executor:
                 log.exception("watcher of run %s", ctx.run_id)
 
     def _fetcher(self, work: Path):  # noqa: ANN202
+        """``ctx.fetch``: each (url, sha256) is downloaded once per run (the Downloads step fetches them all
+        before the first boot; the steps then get the same verified file)."""
         downloads = work / "downloads"
+        done: dict[tuple[str, str | None], Path] = {}
 
         def fetch(url: str, sha256: str | None) -> Path:
             from vmforge import fetch as fetch_mod
 
+            key = (url, (sha256 or "").lower() or None)
+            if key in done and done[key].exists():
+                return done[key]
             downloads.mkdir(parents=True, exist_ok=True)
             dest = downloads / uuid.uuid4().hex
             try:
-                return fetch_mod.download(url, dest, sha256=sha256, policy=fetch_mod.policy_from_settings(self.settings))
+                done[key] = fetch_mod.download(url, dest, sha256=sha256,
+                                               policy=fetch_mod.policy_from_settings(self.settings))
             except ArmError as e:
-                raise BuildError(e.message, code="DownloadFailed") from e
+                raise BuildError(e.message, code=getattr(e, "code", None) or "DownloadFailed") from e
+            return done[key]
 
         return fetch
 
     def _remove_work_files(self, ctx: Context) -> None:
         """Everything of the run but its log (and an aborted disk kept for inspection) goes."""
-        keep = {"customization.log", ctx.state.get("keep_disk")}
-        for p in ctx.work_dir.iterdir():
-            if p.name in keep:
-                continue
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
+        clean_run_dir(ctx.work_dir, {ctx.state.get("keep_disk")})

@@ -36,6 +36,8 @@ class Engine(Protocol):
 
     def cancel(self, run_id: int) -> None: ...
 
+    def shutdown(self) -> list[int]: ...  # the server is stopping: stop this process's builds
+
 
 def not_found(path: TemplatePath) -> NotFound:
     return NotFound(

@@ -14,6 +14,7 @@ from vmforge.kinds.base import BuildError, Context, Step
 @register("validate", "File")
 class FileStep(Step):
     kind = "File"
+    download_field = "sourceUri"  # fetched and checked before the first VM starts
 
     def run(self, ctx: Context) -> None:
         dest = self.options["destination"]

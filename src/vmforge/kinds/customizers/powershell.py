@@ -52,6 +52,7 @@ def command(os_type: str, script_path: str, *, run_as_system: bool, task: str) -
 @register("validate", "PowerShell")
 class PowerShellStep(Step):
     kind = "PowerShell"
+    download_field = "scriptUri"  # fetched and checked before the first VM starts
 
     def run(self, ctx: Context) -> None:
         guest = ctx.guest

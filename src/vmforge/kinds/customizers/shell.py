@@ -19,6 +19,7 @@ def inline_script(lines: list[str]) -> str:
 @register("validate", "Shell")
 class ShellStep(Step):
     kind = "Shell"
+    download_field = "scriptUri"  # fetched and checked before the first VM starts
 
     def prepare(self, ctx: Context) -> list[str]:
         if ctx.os_type != "Linux":
