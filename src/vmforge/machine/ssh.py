@@ -2,12 +2,17 @@
 
 Host keys are not verified (a fresh VM has fresh keys), which is safe only because the VM is reached through
 a port forward on the host's loopback: :class:`SSHSession` refuses any other address. The client key is an
-ed25519 pair made per run (:func:`generate_keypair`).
+ed25519 pair made per run (:func:`generate_keypair`); an optional password is the fallback when the key is
+refused (a Windows guest: see :mod:`vmforge.machine.guestos`).
+
+Windows OpenSSH's SFTP names files ``/C:/Windows/Temp/x``: :func:`sftp_path` turns ``C:/...`` and ``C:\\...``
+into that form, and leaves POSIX paths alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +24,16 @@ from vmforge.machine import MachineError, Progress, no_progress
 
 LineCallback = Callable[[str, str], None]  # (stream: "stdout" | "stderr", line)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+KEY_FIRST = ("publickey", "keyboard-interactive", "password")
+_DRIVE = re.compile(r"[A-Za-z]:(?:[\\/]|$)")
+
+
+def sftp_path(remote: str) -> str:
+    """The SFTP form of a guest path: ``C:\\Windows\\Temp\\x`` or ``C:/Windows/Temp/x`` → ``/C:/Windows/Temp/x``
+    (absolute, as Windows OpenSSH's SFTP server names it); any other path unchanged."""
+    if _DRIVE.match(remote):
+        return "/" + remote.replace("\\", "/")
+    return remote
 
 
 @dataclass(frozen=True)
@@ -36,21 +51,23 @@ def generate_keypair(comment: str = "vmforge-build") -> KeyPair:
 
 
 class SSHSession:
-    """One SSH connection to ``127.0.0.1:port`` as ``username``."""
+    """One SSH connection to ``127.0.0.1:port`` as ``username``: by ``key``, else by ``password`` when given."""
 
     def __init__(self, port: int, key: asyncssh.SSHKey, *, username: str = "root", host: str = "127.0.0.1",
-                 progress: Progress = no_progress) -> None:
+                 password: str | None = None, progress: Progress = no_progress) -> None:
         if host not in LOOPBACK:
             raise MachineError(f"refusing SSH without host key checking to {host}: loopback only")
         self.host, self.port, self.key, self.username = host, port, key, username
+        self.password = password
         self.progress = progress
         self._conn: asyncssh.SSHClientConnection | None = None
 
     async def _connect(self, timeout: float) -> asyncssh.SSHClientConnection:
+        extra = {} if self.password is None else {"password": self.password, "preferred_auth": KEY_FIRST}
         return await asyncssh.connect(
             self.host, self.port, username=self.username, client_keys=[self.key], known_hosts=None,
             agent_path=None, config=None, connect_timeout=timeout, login_timeout=timeout,
-            keepalive_interval=15, keepalive_count_max=4)
+            keepalive_interval=15, keepalive_count_max=4, **extra)
 
     async def wait_ready(self, timeout: float, interval: float = 0.25,
                          check: Callable[[], None] | None = None) -> float:
@@ -118,9 +135,9 @@ class SSHSession:
         return -1 if status is None else status
 
     async def upload(self, local: Path | str, remote: str) -> None:
-        """Copy a local file to ``remote`` over SFTP."""
+        """Copy a local file to ``remote`` (a POSIX path, or a Windows one such as ``C:/Windows/Temp/x.ps1``)."""
         async with self.conn.start_sftp_client() as sftp:
-            await sftp.put(str(local), remote)
+            await sftp.put(str(local), sftp_path(remote))
 
     async def close(self) -> None:
         if self._conn is not None:
