@@ -172,8 +172,9 @@ def test_full_build_with_every_distributor(srv: Server, files: tuple[str, Path],
     # Steps in order, in AIB's log shape, optimization reported.
     order = [line.split("Starting provisioner ")[1].split(" (")[0] for line in text.splitlines()
              if "Starting provisioner" in line]
-    assert order[:6] == ['Source "source"', 'Disk "build disk"', 'Boot "build VM"', 'Shell "inline"',
-                         'Shell "script"', 'File "payload"']
+    assert order[:7] == ['Source "source"', 'Downloads "downloads"', 'Disk "build disk"', 'Boot "build VM"',
+                         'Shell "inline"', 'Shell "script"', 'File "payload"']
+    assert "properties.customize[1].scriptUri" in text and "sha256 verified" in text  # fetched before the boot
     assert 'Generalize "deprovision"' in order and 'Shell "check"' in order
     assert "vmBoot optimization" in text
     # The VHD is a valid fixed VHD; a fresh VM booted from it holds the customizations and is generalized.
@@ -230,17 +231,18 @@ def test_failing_customizer_names_the_step_and_cleans_up(srv: Server) -> None:
     assert qemu_pids(str(run_dir)) == []
 
 
-def test_abort_keeps_the_disk_and_sha256_mismatch_fails(srv: Server, files: tuple[str, Path]) -> None:
-    base, www = files
-    (www / "bad.sh").write_text("#!/bin/sh\necho hi\n")
-    body = template([{"type": "Shell", "name": "checked", "scriptUri": f"{base}/bad.sh", "sha256Checksum": "0" * 64}],
+def test_abort_keeps_a_disk_that_opens(srv: Server) -> None:
+    body = template([{"type": "Shell", "name": "breaks", "inline": ["echo kept > /etc/vmforge-kept", "false"]}],
                     [vhd()], errorHandling={"onCustomizerError": "abort", "onValidationError": "cleanup"})
     client, group, name = run_template(srv, body)
     status = client.virtual_machine_image_templates.get(group, name).last_run_status
     assert status.run_state == "Failed"
-    assert "sha256" in status.message.lower()
-    kept = Path(status.message.split("kept for inspection at ")[1].rstrip("."))
-    assert kept.exists() and kept.name == "build.qcow2"
+    kept = Path(status.message.split("kept for inspection at ")[1].split(" (")[0])
+    assert kept.name == "kept-build.qcow2" and kept.exists()
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["customization.log", "kept-build.qcow2"]
+    from vmforge.disk import qemuimg
+
+    assert "backing-filename" not in qemuimg.info(kept, "qcow2")  # standalone: opens without the run's overlays
     assert qemu_pids(str(kept.parent)) == []
 
 

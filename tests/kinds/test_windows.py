@@ -39,3 +39,21 @@ def test_update_loops_until_nothing_is_left(make_ctx) -> None:  # noqa: ANN001
 
 def test_update_needs_windows(make_ctx) -> None:  # noqa: ANN001
     assert make_step("customize", {"type": "WindowsUpdate"}, 0).prepare(make_ctx())
+
+
+def test_windows_build_steps_run_no_linux_commands(make_ctx) -> None:  # noqa: ANN001
+    """Seen: the trim step ran fstrim and dd whatever the OS. Trim and generalize now come from the OS profile."""
+    from vmforge.machine.guestos import powershell_script
+    from vmforge.runner.build import GeneralizeStep, TrimStep
+
+    ctx = make_ctx(os_type="Windows")
+    disk = ctx.work_dir / "build.qcow2"
+    disk.write_bytes(b"x")
+    ctx.state["disk"] = disk
+    TrimStep("vmBoot").run(ctx)
+    GeneralizeStep("deprovision").run(ctx)
+    trim, generalize = ctx.guest.commands
+    for linux in ("fstrim", "dd if=", "/bin/sh", "rm -f", "mkdir -p"):
+        assert linux not in trim and linux not in generalize
+    assert "Optimize-Volume -DriveLetter C -ReTrim" in powershell_script(trim)
+    assert "Sysprep.exe /oobe /generalize" in generalize

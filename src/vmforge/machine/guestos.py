@@ -28,8 +28,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmforge.kinds.customizers.powershell import PS_FLAGS, ps_quote
 from vmforge.machine import seed as seeds
+
+PS_FLAGS = "-NoProfile -NonInteractive -ExecutionPolicy Bypass"
+
+
+def ps_quote(text: str) -> str:
+    """A PowerShell single-quoted string literal of ``text``."""
+    return "'" + text.replace("'", "''") + "'"
 
 DEPROVISION_LINUX = r"""
 set -e

@@ -11,7 +11,6 @@ Distributing  one step per distributor (each independent)
 from __future__ import annotations
 
 import asyncio
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -20,30 +19,9 @@ from vmforge.kinds import make_step
 from vmforge.kinds.base import BuildError, Context, Step
 from vmforge.machine import inject
 from vmforge.machine.firmware import for_generation
+from vmforge.machine.guestos import for_os
 from vmforge.runner.guest import BootWatch, boot
 from vmforge.service.runstate import RunSubState
-
-DEPROVISION_LINUX = r"""
-set -e
-export HISTSIZE=0
-rm -f /etc/ssh/ssh_host_*
-truncate -s 0 /etc/machine-id
-rm -f /var/lib/dbus/machine-id
-if command -v cloud-init >/dev/null 2>&1; then cloud-init clean --logs --seed >/dev/null 2>&1 || cloud-init clean --logs; fi
-rm -rf /var/lib/cloud/instances /var/lib/cloud/instance
-find /var/log -type f -exec truncate -s 0 {} + 2>/dev/null || true
-rm -f /root/.bash_history /home/*/.bash_history
-rm -f /root/.ssh/authorized_keys /home/*/.ssh/authorized_keys
-rm -rf /tmp/vmforge-* /var/tmp/vmforge-*
-sync
-"""
-
-# Sysprep's generalize-and-shut-down, as AIB's Windows deprovision does (untested here: no Windows image).
-DEPROVISION_WINDOWS = (
-    r'powershell.exe -NoProfile -Command "& $env:SystemRoot\System32\Sysprep\Sysprep.exe /oobe /generalize '
-    r'/quiet /quit /mode:vm; while ($true) { $s = (Get-ItemProperty HKLM:\SYSTEM\Setup\Status\SysprepStatus)'
-    r'.GeneralizationState; if ($s -eq 7) { break }; Start-Sleep 5 }"'
-)
 
 # cloud-init's marker files: an image has cloud-init if one of these exists in its root file system.
 CLOUD_INIT_PATHS = ("/usr/bin/cloud-init", "/usr/local/bin/cloud-init")
@@ -161,7 +139,8 @@ class BootStep(Step):
 
         disk: Path = ctx.state["disk"]
         base: Path = ctx.state["base_for_" + self.role]
-        offline = ctx.os_type == "Linux" and needs_offline_key(base, ctx.work_dir, self.probe_cache)
+        offline = for_os(ctx.os_type).offline_key_injection and needs_offline_key(base, ctx.work_dir,
+                                                                                   self.probe_cache)
         keys = generate_keypair() if offline else None
 
         def inject_key() -> None:
@@ -220,10 +199,7 @@ class GeneralizeStep(Step):
     phase = RunSubState.CUSTOMIZING
 
     def run(self, ctx: Context) -> None:
-        if ctx.os_type == "Windows":
-            status = ctx.guest.run(DEPROVISION_WINDOWS, source="deprovision")
-        else:
-            status = ctx.guest.run("/bin/sh -c " + shlex.quote(DEPROVISION_LINUX), source="deprovision")
+        status = ctx.guest.run(for_os(ctx.os_type).deprovision_command(), source="deprovision")
         if status != 0:
             raise BuildError(f"The deprovision step failed with status {status}.", code="Other")
 
@@ -238,8 +214,7 @@ class TrimStep(Step):
     def run(self, ctx: Context) -> None:
         disk = Path(ctx.state["disk"])
         before = disk.stat().st_blocks * 512  # the VM holds the image's lock: measure the file itself
-        ctx.guest.run("fstrim -av || true; dd if=/dev/zero of=/var/tmp/vmforge-zero bs=1M status=none 2>/dev/null;"
-                      " rm -f /var/tmp/vmforge-zero; sync; fstrim -av || true", source="optimize")
+        ctx.guest.run(for_os(ctx.os_type).trim_command(), source="optimize")
         after = disk.stat().st_blocks * 512
         ctx.state["optimize_before"] = (before, after)
         ctx.events.line(f"vmBoot optimization: build disk {before / 1e6:.1f} MB allocated before trim, "

@@ -55,6 +55,25 @@ def clean_run_dir(work: Path, keep: set[str | None] | None = None) -> None:
             p.unlink(missing_ok=True)
 
 
+def keep_disk(ctx: Context, ran: list) -> str:
+    """errorHandling 'abort': keep the failed VM's disk as one standalone qcow2 (its overlay flattened with
+    everything it is backed by, so it opens after the run's other files are gone); say where."""
+    disk = ctx.state.get("disk")
+    if not disk or not Path(disk).exists():
+        return "errorHandling is 'abort', but the VM had no disk to keep."
+    cleanup_all(ctx, [s for s in ran if s.kind == "Boot"])  # the VM holds the disk's lock
+    kept = ctx.work_dir / f"kept-{Path(disk).stem}.qcow2"
+    try:
+        qemuimg.convert(disk, kept, "qcow2", src_fmt=ctx.state.get("disk_format", "qcow2"))
+    except Exception as e:  # noqa: BLE001 — the run's failure is what matters; say why nothing was kept
+        kept.unlink(missing_ok=True)
+        return f"errorHandling is 'abort', but keeping the VM's disk failed: {e}"
+    ctx.state["keep_disk"] = kept.name
+    ctx.events.line(f"errorHandling 'abort': the VM's disk was kept as {kept} (standalone qcow2)", "vmforge")
+    return (f"errorHandling is 'abort': the VM's disk was kept for inspection at {kept} (a standalone qcow2; "
+            f"boot it with qemu-system-x86_64 -drive file={kept}).")
+
+
 SERVER_STOPPED = ("The vmforge server stopped while this run was in progress: its build VM was stopped and its "
                   "disks removed, and the run was not re-queued (a half-customized VM cannot be resumed, and running "
                   "the customizers again unasked could repeat their side effects elsewhere). Run the template again.")
@@ -180,7 +199,7 @@ class Executor:
                 policy = (props.get("errorHandling") or {}).get(
                     "onValidationError" if validating else "onCustomizerError", "cleanup")
                 if policy == "abort":
-                    msg += " " + self._keep_disk(ctx, ran)
+                    msg += " " + keep_disk(ctx, ran)
                 code = getattr(outcome.error, "code", "Other")
                 if not (validating and (props.get("validate") or {}).get("continueDistributeOnFailure")):
                     self._finish(run_id, RunState.FAILED, msg, code, events=events)
@@ -237,24 +256,6 @@ class Executor:
                          + f" See the log at {events.log_path}.", "PartiallySucceeded", events=events)
         else:
             self._finish(run_id, RunState.SUCCEEDED, "", None, events=events)
-
-    def _keep_disk(self, ctx: Context, ran: list) -> str:
-        """errorHandling 'abort': keep the failed VM's disk as one standalone qcow2 (its overlay flattened with
-        everything it is backed by, so it opens after the run's other files are gone); say where."""
-        disk = ctx.state.get("disk")
-        if not disk or not Path(disk).exists():
-            return "errorHandling is 'abort', but the VM had no disk to keep."
-        cleanup_all(ctx, [s for s in ran if s.kind == "Boot"])  # the VM holds the disk's lock
-        kept = ctx.work_dir / f"kept-{Path(disk).stem}.qcow2"
-        try:
-            qemuimg.convert(disk, kept, "qcow2", src_fmt=ctx.state.get("disk_format", "qcow2"))
-        except Exception as e:  # noqa: BLE001 — the run's failure is what matters; say why nothing was kept
-            kept.unlink(missing_ok=True)
-            return f"errorHandling is 'abort', but keeping the VM's disk failed: {e}"
-        ctx.state["keep_disk"] = kept.name
-        ctx.events.line(f"errorHandling 'abort': the VM's disk was kept as {kept} (standalone qcow2)", "vmforge")
-        return (f"errorHandling is 'abort': the VM's disk was kept for inspection at {kept} (a standalone qcow2; "
-                f"boot it with qemu-system-x86_64 -drive file={kept}).")
 
     # ------------------------------------------------------------------ endings
     def _ended_by_watch(self, ctx: Context, error: BaseException | None, run_id: int, events: RunEvents) -> bool:

@@ -16,8 +16,8 @@ from pathlib import Path
 from vmforge.machine import MachineError
 from vmforge.machine.accel import Accelerator
 from vmforge.machine.firmware import Firmware
+from vmforge.machine.guestos import for_os, new_password
 from vmforge.machine.qemu import BuildVM, VMSpec
-from vmforge.machine.seed import SeedConfig, make_seed
 from vmforge.machine.ssh import SSHSession, generate_keypair
 from vmforge.events import RunEvents
 from vmforge.kinds.base import BuildError
@@ -33,10 +33,7 @@ VM_SIZES: dict[str, tuple[int, int]] = {
     "standard_ds2_v2": (2, 7168), "standard_f2s_v2": (2, 4096),
 }
 DEFAULT_SIZE = "standard_d2ds_v4"
-POWEROFF = {  # run in the background so that the SSH command returns before the guest goes down
-    "Linux": "sync; (sleep 0.2; systemctl poweroff || poweroff || shutdown -h now) </dev/null >/dev/null 2>&1 &",
-    "Windows": "shutdown /s /t 0 /f",
-}  # AIB's default build VM size
+  # AIB's default build VM size
 
 
 def machine_shape(vm_size: str | None) -> tuple[int, int]:
@@ -84,7 +81,7 @@ class Guest:
         sent = False
         if vm.running():
             try:
-                self.loop.run_until_complete(self.ssh.run(POWEROFF.get(self.os_type, POWEROFF["Linux"]), timeout=15))
+                self.loop.run_until_complete(self.ssh.run(for_os(self.os_type).poweroff_command(), timeout=15))
                 sent = True
             except Exception:  # noqa: BLE001 — the connection drops as the guest goes down
                 sent = True
@@ -158,11 +155,13 @@ def boot(disk: Path, fmt: str, workdir: Path, events: RunEvents, loop: asyncio.A
     timeout = boot_timeout or BOOT_TIMEOUT
     workdir.mkdir(parents=True, exist_ok=True)
     cpus, mem = machine_shape(vm_size)
+    guest_os = for_os(os_type)  # who logs in, and how the key (and on Windows a fallback password) gets there
+    password = new_password(guest_os.login_user) if guest_os.needs_password and with_seed else None
     while True:
         decision = accelerator.decide()
         seed = None
-        if with_seed:  # a fresh instance-id each boot: a retried boot is a new instance to cloud-init
-            seed = make_seed(SeedConfig(authorized_keys=[keys.public], hostname=hostname), workdir / "seed.iso")
+        if with_seed:  # a fresh instance-id each boot: a retried boot is a new instance to the guest's agent
+            seed = guest_os.seed([keys.public], hostname, password, workdir / "seed.iso")
         vm = BuildVM(VMSpec(disk=disk, workdir=workdir, disk_format=fmt, seed=seed, cpus=cpus, memory_mib=mem,
                             accel=decision.accel, firmware=firmware), progress=lambda m: events.line(m, "vm"))
         watch.on_vm(vm)
@@ -170,7 +169,8 @@ def boot(disk: Path, fmt: str, workdir: Path, events: RunEvents, loop: asyncio.A
         if trial is not None:
             events.line(f"KVM is on trial on this host ({decision.reason}): a boot without progress within "
                         f"{trial:g} s falls back to TCG", "vm")
-        ssh = SSHSession(vm.ssh_port, keys.private, progress=lambda m: events.line(m, "ssh"))
+        ssh = SSHSession(vm.ssh_port, keys.private, username=guest_os.login_user, password=password,
+                         progress=lambda m: events.line(m, "ssh"))
         try:
             vm.start()
             loop.run_until_complete(ssh.wait_ready(timeout, interval=0.25, check=_watch(vm, watch, trial)))

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import shlex
 import uuid
 
 from vmforge.kinds import register
 from vmforge.kinds.base import BuildError, Context, Step
+from vmforge.machine.guestos import for_os
 
 
 @register("customize", "File")
@@ -17,15 +17,15 @@ class FileStep(Step):
     download_field = "sourceUri"  # fetched and checked before the first VM starts
 
     def run(self, ctx: Context) -> None:
+        guest_os = for_os(ctx.os_type)
         dest = self.options["destination"]
         local = ctx.fetch(self.options["sourceUri"], self.options.get("sha256Checksum") or None)
-        if ctx.os_type == "Linux":
-            parent = dest.rsplit("/", 1)[0] or "/"
-            if ctx.guest.run(f"mkdir -p {shlex.quote(parent)}", source=self.kind) != 0:
-                raise BuildError(f"File \"{self.name}\": cannot create {parent} in the guest.")
-        tmp = dest if ctx.os_type != "Linux" else f"{dest}.vmforge-{uuid.uuid4().hex[:8]}"
+        cut = max(dest.rfind("/"), dest.rfind("\\"))
+        parent = dest[:cut] if cut > 0 else dest[:cut + 1] or "/"
+        if ctx.guest.run(guest_os.mkdir_command(parent), source=self.kind) != 0:
+            raise BuildError(f"File \"{self.name}\": cannot create {parent} in the guest.")
+        tmp = f"{dest}.vmforge-{uuid.uuid4().hex[:8]}"  # the upload lands beside, then replaces, the destination
         ctx.guest.upload(local, tmp)
-        if ctx.os_type == "Linux" and ctx.guest.run(f"mv -f {shlex.quote(tmp)} {shlex.quote(dest)}",
-                                                    source=self.kind) != 0:
+        if ctx.guest.run(guest_os.move_command(tmp, dest), source=self.kind) != 0:
             raise BuildError(f"File \"{self.name}\": cannot move the upload into {dest}.")
         ctx.events.line(f"uploaded {local.stat().st_size} bytes to {dest}", self.kind)

@@ -13,12 +13,7 @@ import uuid
 
 from vmforge.kinds import register
 from vmforge.kinds.base import BuildError, Context, Step
-
-PS_FLAGS = "-NoProfile -NonInteractive -ExecutionPolicy Bypass"
-
-
-def ps_quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+from vmforge.machine.guestos import PS_FLAGS, ps_quote  # noqa: F401 — re-exported for the Windows kinds
 
 
 def script_text(options: dict) -> str | None:

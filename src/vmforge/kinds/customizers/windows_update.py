@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 
 from vmforge.kinds import register
-from vmforge.kinds.customizers.powershell import PS_FLAGS, ps_quote
+from vmforge.machine.guestos import PS_FLAGS, ps_quote
 from vmforge.kinds.base import BuildError, Context, Step
 from vmforge.service.runstate import RunSubState
 
