@@ -223,10 +223,11 @@ def test_an_image_that_ignores_acpi_is_powered_off_from_inside(tmp_path: Path, i
         status = client.virtual_machine_image_templates.get(group, name).last_run_status
         text = log_of(s, group, name)
         assert status.run_state == "Succeeded", status.message + text[-3000:]
-        assert "powered off from inside" in text
-        capture = [line for line in text.splitlines() if 'ending Capture "capture"' in line]
-        assert len(capture) == 1
-        assert float(capture[0].rsplit("after ", 1)[1].rstrip("s")) < 10
+        # The in-guest power-off worked: no wait for the ACPI button it ignores, no hard stop. (Its time is
+        # measured in bench/build_compare.py, not here: these machines are shared.)
+        capture = text.split('Starting provisioner Capture "capture"')[1].split('ending Capture "capture"')[0]
+        assert "powered off from inside" in capture
+        assert "ACPI" not in capture and "did not power off" not in capture
     finally:
         s.stop()
 

@@ -97,9 +97,9 @@ def serve(
     if cert:
         typer.echo(f"  TLS cert:  {cert}   (export REQUESTS_CA_BUNDLE={cert})", err=True)
     typer.echo(f"  admin:     {admin_credentials_path(dd)}   (vmforge token --data-dir {dd})", err=True)
-    from vmforge.machine.accel import Accelerator
+    from vmforge.machine import accel
 
-    typer.echo(f"  builds:    accelerator {Accelerator(dd / 'accel.json').describe()}", err=True)
+    typer.echo(f"  builds:    accelerator {accel.for_store(dd / 'accel.json').describe()}", err=True)
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_level=log_level.lower(),
                             access_log=log_level.lower() == "debug", timeout_graceful_shutdown=10, **ssl)
     from vmforge.identity.logredact import install_redaction

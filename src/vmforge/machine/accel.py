@@ -196,6 +196,18 @@ class Accelerator:
 
 
 _default = Accelerator(None)
+_shared: dict[Path, Accelerator] = {}
+_shared_lock = threading.Lock()
+
+
+def for_store(path: Path) -> Accelerator:
+    """The one :class:`Accelerator` of this process for ``path`` (the server's start-up line and its builds
+    see the same decision, made by one probe)."""
+    key = Path(path).resolve()
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = Accelerator(key)
+        return _shared[key]
 
 
 def detect(timeout: float = 15.0) -> Accel:

@@ -19,7 +19,7 @@ from typing import Any
 
 from vmforge.disk import qemuimg
 from vmforge.errors import ArmError
-from vmforge.machine.accel import Accelerator
+from vmforge.machine import accel
 from vmforge.runner.build import distribution, plan
 from vmforge.events import RunEvents
 from vmforge.kinds.base import BuildError, Canceled, Context, TimedOut, assign_ids, cleanup_all, execute
@@ -89,7 +89,7 @@ class Executor:
         self.settings = settings
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.probe_cache: dict[str, bool] = {}
-        self.accelerator = Accelerator(Path(settings.data_dir) / "accel.json")
+        self.accelerator = accel.for_store(Path(settings.data_dir) / "accel.json")
         self._stopping: str | None = None
         self._active: dict[int, Context] = {}
         self._endings: dict[int, tuple[RunState, str, str | None] | None] = {}
