@@ -240,3 +240,33 @@ def test_startup_line_names_the_accelerator(tmp_path: Path, imports: Path) -> No
         assert f"accelerator {d.accel} [" in line
     finally:
         s.stop()
+
+
+@pytest.mark.slow
+def test_a_gen2_source_boots_with_uefi_and_builds(tmp_path: Path, imports: Path, test_image_uefi: Path) -> None:  # noqa: F811
+    """Seen: hyperVGeneration V2 sources were booted with SeaBIOS only, so a UEFI-only image could not build.
+    The source here has no BIOS boot code at all (GPT + EFI System Partition)."""
+    uefi_dir = tmp_path / "imports-uefi"
+    uefi_dir.mkdir()
+    subprocess.run(["cp", "--sparse=always", str(test_image_uefi), str(uefi_dir / "uefi.qcow2")], check=True)
+    s = start_server(tmp_path, uefi_dir)
+    try:
+        cc = compute(s)
+        cc.images.begin_create_or_update("sources", "debian12-uefi", {
+            "location": "westus", "properties": {"hyperVGeneration": "V2", "storageProfile": {"osDisk": {
+                "osType": "Linux", "osState": "Generalized", "blobUri": (uefi_dir / "uefi.qcow2").as_uri()}}}}).result()
+        out = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/out/providers/Microsoft.Compute/images/built-uefi"
+        body = template([{"type": "Shell", "name": "efi", "inline": ["test -d /sys/firmware/efi"]}],
+                        [{"type": "ManagedImage", "runOutputName": "mi", "imageId": out, "location": "westus"}],
+                        validate={"inVMValidations": [{"type": "Shell", "name": "efi-again", "inline": [
+                            "test -d /sys/firmware/efi"]}]})
+        body["properties"]["source"]["imageId"] = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/sources/providers/"
+                                                   "Microsoft.Compute/images/debian12-uefi")
+        client, group, name = run_template(s, body)
+        status = client.virtual_machine_image_templates.get(group, name).last_run_status
+        text = log_of(s, group, name)
+        assert status.run_state == "Succeeded", status.message + text[-3000:]
+        assert text.count("firmware: UEFI (OVMF) for hyperVGeneration V2") == 2  # build VM and validation VM
+        assert cc.images.get("out", "built-uefi").hyper_v_generation == "V2"
+    finally:
+        s.stop()
