@@ -110,7 +110,7 @@ def test_seed_documents() -> None:
     assert seed.SeedConfig([]).instance_id != seed.SeedConfig([]).instance_id
 
 
-@pytest.mark.skipif(shutil.which("genisoimage") is None and shutil.which("xorriso") is None, reason="no ISO tool")
+@pytest.mark.needs_tools(("genisoimage", "xorriso"))
 def test_seed_iso_label(tmp_path: Path) -> None:
     iso = seed.make_seed(seed.SeedConfig(["ssh-ed25519 AAAA k1"]), tmp_path / "seed.iso")
     data = iso.read_bytes()
@@ -130,7 +130,7 @@ def test_network_arguments() -> None:
     assert 1024 < port < 65536
 
 
-@pytest.mark.skipif(shutil.which("pasta") is None, reason="pasta not installed")
+@pytest.mark.needs_tools("pasta")
 def test_isolation_wrapper_closes_host_paths() -> None:
     args = network.wrapper_args("isolated", 2222)
     assert Path(args[0]).name == "pasta" and args[-1] == "--"
@@ -160,8 +160,7 @@ def test_qemu_command_os_disk_first(tmp_path: Path) -> None:
     assert f"file:{tmp_path / 'serial.log'}" in joined
 
 
-@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None or shutil.which("qemu-img") is None,
-                    reason="no QEMU")
+@pytest.mark.needs_tools("qemu-system-x86_64", "qemu-img")
 def test_no_process_left_after_an_error(vm_workdir: Path) -> None:
     from vmforge.disk import qemuimg
 
@@ -189,3 +188,20 @@ def test_ssh_refuses_non_loopback() -> None:
     assert kp.public.startswith("ssh-ed25519 ")
     with pytest.raises(MachineError, match="loopback only"):
         SSHSession(22, kp.private, host="192.0.2.10")
+
+
+def test_gen2_gets_uefi_with_a_private_variable_store(tmp_path: Path) -> None:
+    from vmforge.machine import firmware
+
+    assert firmware.for_generation("V2") == "uefi"
+    assert firmware.for_generation("V1") == firmware.for_generation(None) == "bios"
+    vm = BuildVM(VMSpec(disk=tmp_path / "os.qcow2", workdir=tmp_path, accel="tcg", network="restricted",
+                        firmware="uefi"))
+    joined = " ".join(vm.command())
+    code, template = firmware.ovmf()
+    assert "-machine q35" in joined
+    assert f"if=pflash,format=raw,unit=0,readonly=on,file={code}" in joined
+    assert f"if=pflash,format=raw,unit=1,file={tmp_path / 'efivars.fd'}" in joined
+    assert not (tmp_path / "efivars.fd").exists()  # building the command line writes nothing
+    firmware.prepare("uefi", tmp_path)
+    assert (tmp_path / "efivars.fd").read_bytes() == template.read_bytes()

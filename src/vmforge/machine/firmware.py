@@ -35,15 +35,20 @@ def ovmf() -> tuple[Path, Path]:
     raise MachineError("UEFI (hyperVGeneration V2) needs OVMF: apt install ovmf")
 
 
+def prepare(firmware: Firmware, workdir: Path) -> None:
+    """Before a VM starts: for UEFI, a fresh copy of the variable store in ``workdir``."""
+    if firmware == "uefi":
+        shutil.copyfile(ovmf()[1], workdir / "efivars.fd")
+
+
 def machine_args(firmware: Firmware, workdir: Path) -> list[str]:
-    """QEMU's machine and firmware arguments; for UEFI, copies the variable store into ``workdir``."""
+    """QEMU's machine and firmware arguments (no side effect: :func:`prepare` writes the variable store)."""
     if firmware == "bios":
         return ["-machine", "pc"]
     if firmware != "uefi":
         raise MachineError(f"unknown firmware {firmware!r}")
-    code, template = ovmf()
+    code, _template = ovmf()
     vars_copy = workdir / "efivars.fd"
-    shutil.copyfile(template, vars_copy)
     return ["-machine", "q35",
             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
             "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"]

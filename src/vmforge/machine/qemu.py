@@ -25,6 +25,7 @@ from pathlib import Path
 
 from vmforge.machine import MachineError, Progress, no_progress, qemu_binary, qmp
 from vmforge.machine.accel import Accel, detect
+from vmforge.machine import firmware as fw
 from vmforge.machine.firmware import Firmware, machine_args
 from vmforge.machine.network import NetworkMode, free_port, netdev_args, wrapper_args
 
@@ -132,6 +133,7 @@ class BuildVM:
         if self._proc is not None:
             raise MachineError("BuildVM already started")
         self.qmp_socket.unlink(missing_ok=True)
+        fw.prepare(self.spec.firmware, self.spec.workdir)
         self.progress(f"starting QEMU ({self.accel}, {self.spec.cpus} vCPU, {self.spec.memory_mib} MiB, "
                       f"network {self.spec.network}, ssh on 127.0.0.1:{self.ssh_port})")
         with self.stderr_log.open("wb") as err:
