@@ -41,7 +41,7 @@ def import_(
                                          "content).")],
     platform: Annotated[str, typer.Option(help="Marketplace URN publisher:offer:sku:version to register it as.")],
     os_type: Annotated[str, typer.Option(help="Linux or Windows.")] = "Linux",
-    hyper_v_generation: Annotated[str, typer.Option(help="V1 or V2.")] = "V2",
+    hyper_v_generation: Annotated[str, typer.Option(help="V1 (BIOS boot) or V2 (UEFI boot).")] = "V1",
     data_dir: DataDir = None,
 ) -> None:
     """Register a local disk image as a platform image.
