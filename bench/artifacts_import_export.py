@@ -14,6 +14,7 @@ import os
 import random
 import resource
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,8 @@ MIB = 1024 * 1024
 
 
 def make_disk(path: Path, size: int, data: int) -> None:
-    """A sparse raw disk of ``size`` bytes with ``data`` bytes of random data in 8 MiB runs spread over it."""
+    """A sparse raw disk of ``size`` bytes with ``data`` bytes of random data in 8 MiB runs spread over it, and an
+    MBR."""
     subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(path), str(size)], check=True)
     chunk = 8 * MIB
     n = data // chunk
@@ -34,6 +36,10 @@ def make_disk(path: Path, size: int, data: int) -> None:
         for i in range(n):
             f.seek((size // n) * i)
             f.write(block[i % 7:] + block[: i % 7])  # distinct runs, incompressible
+        # An MBR with one Linux partition: the store refuses a raw file with no partition table or file system.
+        f.seek(446)
+        entry = struct.pack("<B3sB3sII", 0, bytes(3), 0x83, bytes(3), 2048, size // 512 - 2048)
+        f.write(entry + bytes(48) + b"\x55\xaa")
 
 
 def child(raw: str, work: str, durable: str) -> None:

@@ -1,4 +1,6 @@
-"""Outbound downloads (``scriptUri``, ``sourceUri``, image URLs) that cannot be turned against the host.
+"""Outbound downloads (``scriptUri``, ``sourceUri``, image URLs) that cannot be turned against the host: the one
+download module of vmforge (the build engine's fetches and the artifact store's http(s) blobUris both come here;
+``vmforge.artifacts.sources`` adds only what is the store's own: file:// import roots and Azure Blob accounts).
 
 ``download(url, dest, sha256=..., policy=...)`` fetches an ``http(s)`` URL into ``dest``:
 
@@ -13,8 +15,9 @@
 - the body streams to a temporary file beside ``dest``; the sha256 (if given, any case) is checked *before*
   the file is renamed into place; on any failure nothing is left behind.
 
-Failures raise ``FetchError`` subclasses (ARM errors, status 400) whose messages name the URL without its
-query string (SAS tokens stay out of errors and logs).
+Failures raise ``FetchError`` subclasses (ARM errors, status 400: ``FetchRefused``, ``DownloadFailed``,
+``ChecksumMismatch``) whose messages name the URL without its query string (SAS tokens stay out of errors and
+logs). ``check_sha256`` is the same checksum rule for bytes that came another way.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ class ChecksumMismatch(FetchError):
 
 @dataclass
 class FetchPolicy:
+    """Where and how much a download may read: operator CIDRs allowed although private or loopback, a size
+    bound and a bound on the whole download's time."""
+
     allow_cidrs: list[IPNetwork] = field(default_factory=list)
     max_bytes: int = 2 * GiB
     timeout: float = 600.0
@@ -86,6 +92,14 @@ def safe_url(url: str) -> str:
         return urlunsplit((p.scheme, netloc, p.path, "", ""))
     except ValueError:
         return url.split("?", 1)[0].split("#", 1)[0]
+
+
+def check_sha256(actual: str, expected: str | None, url: str, *, target: str | None = None) -> None:
+    """Raise ``ChecksumMismatch`` unless ``expected`` (hex, any case; empty or None means "not given") is the
+    ``actual`` hex digest of what ``url`` named."""
+    if expected and expected.strip() and actual.lower() != expected.strip().lower():
+        raise ChecksumMismatch(f"The sha256 of '{safe_url(url)}' is {actual.lower()}, expected "
+                               f"{expected.strip().lower()}.", target=target)
 
 
 def _reason(ip: IPAddress) -> str | None:
@@ -217,11 +231,7 @@ def download(url: str, dest: Path, *, sha256: str | None = None, policy: FetchPo
             except httpx.HTTPError as e:
                 raise DownloadFailed(f"Downloading '{safe_url(url)}' failed: {type(e).__name__}: "
                                      f"{safe_url(str(e)) if str(e).startswith('http') else e}.") from None
-        if sha256 and sha256.strip():
-            expected = sha256.strip().lower()
-            if digest.hexdigest() != expected:
-                raise ChecksumMismatch(f"The sha256 of '{safe_url(url)}' is {digest.hexdigest()}, expected "
-                                       f"{expected}.")
+        check_sha256(digest.hexdigest(), sha256, url)
         os.replace(tmp, dest)
         return dest
     finally:

@@ -1,6 +1,7 @@
 """Microsoft.Compute images, galleries, image definitions and versions driven through Microsoft's own client,
 azure-mgmt-compute 39 (its default api-versions: 2026-04-01 for images, 2026-03-03 for galleries), against a
-real vmforge server over HTTPS, with a VHD imported from a file:// blobUri under an import root."""
+real vmforge server over HTTPS, with a VHD imported from a file:// blobUri under an import root; and what is not
+a disk image (random bytes named .vhd or .img) refused with a CloudError, nothing stored."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+from tests.artifacts.conftest import make_ext4, make_gpt, make_raw, random_file, write_mbr
 from tests.conftest import SUBSCRIPTION, Server, StaticToken, free_port
 
 MIB = 1024 * 1024
@@ -27,6 +29,7 @@ def imports(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f.write(b"\xeb\x63\x90vmforge" + bytes(range(256)) * 64)
         f.seek(40 * MIB)
         f.write(b"data" * 100_000)
+    write_mbr(raw, 64 * MIB)
     subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size",
                     str(raw), str(d / "disk.vhd")], check=True)
     return d
@@ -83,6 +86,67 @@ def test_bad_sources_are_4xx(client, imports: Path, tmp_path: Path) -> None:  # 
     assert e.value.status_code == 400 and e.value.error.code == "InvalidImage"
     with pytest.raises(ResourceNotFoundError):
         client.images.get("rg", "bad")
+
+
+def stored_files(srv: Server) -> list[Path]:
+    """Every file of the server's blob store (stored disks and temporary ones), but its lock file."""
+    root = srv.data_dir / "blobs"
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".lock")
+
+
+@pytest.mark.parametrize("name", ["random.vhd", "random.img"])
+def test_what_is_not_a_disk_image_is_refused(client, srv: Server, imports: Path, name: str) -> None:  # noqa: ANN001
+    """64 KiB of random bytes is no disk: named .vhd it has no VHD footer; named .img (raw) it has neither a
+    partition table nor a file system. Azure refuses such a blob; so does vmforge, and stores nothing."""
+    src = random_file(imports / name)
+    uri = src.as_uri() + "?sv=2024&sig=SECRET"
+    before = stored_files(srv)
+    with pytest.raises(HttpResponseError) as e:
+        client.images.begin_create_or_update("rg-bad", "notadisk", image_body(uri)).result()
+    err = e.value.error
+    assert e.value.status_code == 400 and err.code == "BadImageFormat", err
+    assert err.target == "properties.storageProfile.osDisk.blobUri"
+    assert src.as_uri() in err.message and "SECRET" not in err.message and "sig=" not in err.message
+    assert ("VHD footer" if name.endswith(".vhd") else "partition table") in err.message
+    with pytest.raises(ResourceNotFoundError):
+        client.images.get("rg-bad", "notadisk")
+    assert stored_files(srv) == before
+
+
+def test_platform_import_refuses_what_is_not_a_disk_image(srv: Server, imports: Path) -> None:
+    src = random_file(imports / "platform.vhd", seed=8)
+    url = (f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Compute/locations/westus/publishers/Bad/artifacttypes"
+           "/vmimage/offers/o/skus/s/versions/1.0.0")
+    before = stored_files(srv)
+    with srv.http() as http:
+        r = http.put(url, params={"api-version": "2026-04-01"}, json={"properties": {"blobUri": src.as_uri()}})
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["code"] == "BadImageFormat" and error["target"] == "properties.blobUri"
+        assert src.as_uri() in error["message"]
+        assert http.get(url, params={"api-version": "2026-04-01"}).status_code == 404
+    assert stored_files(srv) == before
+
+
+@pytest.mark.parametrize("kind", ["qcow2", "raw-mbr", "raw-gpt", "ext4", "vhd-fixed"])
+def test_real_disk_images_are_accepted(client, imports: Path, kind: str) -> None:  # noqa: ANN001
+    path = imports / f"ok-{kind}.{'vhd' if kind == 'vhd-fixed' else 'img'}"
+    if kind == "raw-gpt":
+        make_gpt(path)
+    elif kind == "ext4":
+        make_ext4(path)
+    else:
+        make_raw(path, 8 * MIB)
+        if kind in ("qcow2", "vhd-fixed"):
+            fmt, opts = ("qcow2", []) if kind == "qcow2" else ("vpc", ["-o", "subformat=fixed,force_size"])
+            conv = path.with_suffix(".conv")
+            subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", fmt, *opts, str(path), str(conv)],
+                           check=True)
+            conv.replace(path)
+    rg = f"rg-{uuid.uuid4().hex[:6]}"
+    img = client.images.begin_create_or_update(rg, "ok", image_body(path.as_uri())).result()
+    assert img.provisioning_state == "Succeeded"
+    client.images.begin_delete(rg, "ok").result()
 
 
 def test_gallery_definition_versions(client, imports: Path) -> None:  # noqa: ANN001

@@ -1,9 +1,12 @@
 """Fixtures of the artifact tests: a migrated SQLite database, an ``Artifacts`` over a temp data dir, and small
-disk images made with qemu-img (64 MiB raw with a few MiB of random data, and its conversions)."""
+disk images made with qemu-img (64 MiB raw with an MBR and a few MiB of random data, and its conversions)."""
 
 from __future__ import annotations
 
 import os
+import random
+import shutil
+import struct
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,14 +19,54 @@ from vmforge.store.db import Database
 MIB = 1024 * 1024
 
 
+def write_mbr(path: Path, size: int, *, part_type: int = 0x83) -> None:
+    """An MBR at sector 0 of ``path``: one partition of ``part_type`` from 1 MiB to the end, the 0x55AA mark."""
+    entry = struct.pack("<B3sB3sII", 0x80, b"\0\0\0", part_type, b"\0\0\0", 2048, size // 512 - 2048)
+    with open(path, "r+b") as f:
+        f.seek(446)
+        f.write(entry + bytes(48) + b"\x55\xaa")
+
+
 def make_raw(path: Path, size: int = 64 * MIB, seed: int = 1) -> Path:
-    """A sparse raw disk of ``size`` bytes with 1 MiB of seeded random bytes at three places."""
+    """A sparse raw disk of ``size`` bytes with 1 MiB of seeded random bytes at three places (the first holds
+    boot code bytes and an MBR partition table: a raw file with neither a table nor a file system is no disk)."""
     subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(path), str(size)], check=True)
-    rnd = __import__("random").Random(seed)
+    rnd = random.Random(seed)
     with open(path, "r+b") as f:
         for off in (0, size // 2, size - MIB):
             f.seek(off)
             f.write(rnd.randbytes(MIB))
+    write_mbr(path, size)
+    return path
+
+
+def random_file(path: Path, size: int = 64 * 1024, seed: int = 7) -> Path:
+    """Seeded random bytes: no disk image whatever its name says."""
+    path.write_bytes(random.Random(seed).randbytes(size))
+    return path
+
+
+def run_tool(tool: str, *args: str, stdin: str | None = None) -> None:
+    """Run a disk tool (sfdisk, mkfs.*) or skip the test without it."""
+    from tests.conftest import missing_dependency
+
+    exe = shutil.which(tool) or next((p for p in (f"/usr/sbin/{tool}", f"/sbin/{tool}") if Path(p).exists()), None)
+    if exe is None:
+        missing_dependency(f"{tool} is not installed")
+    subprocess.run([exe, *args], input=stdin, text=True, check=True, capture_output=True)
+
+
+def make_gpt(path: Path, size: int = 8 * MIB) -> Path:
+    """A raw disk with a GPT (protective MBR, 'EFI PART' at LBA 1) and one Linux partition, made by sfdisk."""
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(path), str(size)], check=True)
+    run_tool("sfdisk", "-q", str(path), stdin="label: gpt\nstart=2048, type=linux\n")
+    return path
+
+
+def make_ext4(path: Path, size: int = 8 * MIB) -> Path:
+    """A bare ext4 file system (no partition table), made by mkfs.ext4."""
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(path), str(size)], check=True)
+    run_tool("mkfs.ext4", "-q", "-F", str(path))
     return path
 
 

@@ -11,10 +11,11 @@ import pytest
 
 from tests.artifacts.conftest import ImageMaker, file_uri
 from vmforge.artifacts import Artifacts
-from vmforge.artifacts.errors import ChecksumMismatch, ParentNotFound
+from vmforge.artifacts.errors import ParentNotFound
 from vmforge.artifacts.formats import MIB, is_azure_fixed_vhd, read_vhd_footer
 from vmforge.artifacts.platform import Urn
 from vmforge.errors import NotFound
+from vmforge.fetch import ChecksumMismatch
 
 SUB, RG = "00000000-1111-2222-3333-444444444444", "rg1"
 P = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute"

@@ -12,7 +12,6 @@ temporary files and orphans and repairs reference counts from the tables that po
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 import threading
@@ -26,14 +25,14 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vmforge.artifacts import formats, qemu
+from vmforge.artifacts import formats
 from vmforge.artifacts.errors import InvalidImage, InvalidParameter
+from vmforge.disk import qemuimg
 from vmforge.service.ids import utcnow
 from vmforge.store.artifact_models import ArtifactBlob, GalleryImageVersion, ManagedImage, PlatformImage
 from vmforge.store.db import Database
 
 log = logging.getLogger("vmforge.artifacts")
-_CHUNK = 1 << 20
 TMP_MAX_AGE = 3600.0  # seconds without a write after which a temp file is abandoned
 REFERRERS = (ManagedImage, GalleryImageVersion, PlatformImage)  # tables with a blob_digest column
 
@@ -47,14 +46,6 @@ class Staged:
     size: int
     virtual_size: int
     source_format: str
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync(path: Path) -> None:
@@ -88,23 +79,26 @@ class BlobStore:
                 fcntl.flock(lf, fcntl.LOCK_UN)
 
     @contextmanager
-    def stage(self, src: Path, *, target: str | None = None, trusted: bool = False) -> Iterator[Staged]:
+    def stage(self, src: Path, *, target: str | None = None, trusted: bool = False,
+              source: str | None = None) -> Iterator[Staged]:
         """Detect, convert to qcow2, verify and hash ``src``; the temp file is removed on exit unless acquired.
+        ``source`` is the name it came by (its blobUri; messages show it, a ``.vhd`` name claims a VHD).
         ``trusted`` (a build's own output, never a user's file) may be an overlay: conversion flattens it."""
-        detected = formats.detect(src, target=target, allow_backing=trusted)
+        detected = formats.detect(src, target=target, allow_backing=trusted, source=source)
         tmp = self.tmp / f"{uuid.uuid4().hex}.qcow2"
         try:
             try:
-                qemu.convert(src, detected.format, tmp, "qcow2", cache="writeback" if self.durable else "unsafe")
-                qemu.check(tmp, "qcow2")
-                out = qemu.info(tmp, "qcow2")
-            except qemu.QemuImgError as e:
+                qemuimg.convert(src, tmp, "qcow2", src_fmt=detected.format,
+                                cache="writeback" if self.durable else "unsafe")
+                qemuimg.check(tmp, "qcow2")
+                out = qemuimg.probe(tmp, "qcow2")
+            except qemuimg.DiskError as e:
                 raise InvalidImage(f"The image cannot be converted: {e.stderr or e}", target=target) from None
             if out.virtual_size != detected.virtual_size:
                 raise InvalidImage("The converted image's size differs from the source's.", target=target)
             if self.durable:
                 _fsync(tmp)
-            yield Staged(sha256_file(tmp), tmp, tmp.stat().st_size, out.virtual_size, detected.format)
+            yield Staged(qemuimg.sha256_file(tmp), tmp, tmp.stat().st_size, out.virtual_size, detected.format)
         finally:
             tmp.unlink(missing_ok=True)
 

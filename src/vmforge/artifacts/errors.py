@@ -1,4 +1,5 @@
-"""Domain errors of the artifact store (all ``ArmError``s: the API renders them as CloudError)."""
+"""Domain errors of the artifact store (all ``ArmError``s: the API renders them as CloudError). Download errors
+(``DownloadFailed``, ``ChecksumMismatch``) are ``vmforge.fetch``'s, for http(s), file:// and blob sources alike."""
 
 from __future__ import annotations
 
@@ -24,20 +25,17 @@ class InvalidImage(ArmError):
     code = "InvalidImage"
 
 
-class ChecksumMismatch(ArmError):
-    status = 400
-    code = "ChecksumMismatch"
+class BadImageFormat(InvalidImage):
+    """The bytes are no disk image at all: a VHD without a valid footer, a raw file with neither a partition
+    table nor a file system."""
+
+    code = "BadImageFormat"
 
 
 class ImportPathForbidden(Forbidden):
     """A ``file://`` source outside every configured import root."""
 
     code = "ImportPathNotAllowed"
-
-
-class DownloadFailed(ArmError):
-    status = 400
-    code = "DownloadFailed"
 
 
 class ParentNotFound(NotFound):

@@ -1,9 +1,9 @@
 """Export a stored image: fixed VHD (Azure's rules), qcow2 or raw — written to a temp name, verified, renamed.
 
-For a fixed VHD the virtual size is rounded up to a whole MiB first, without copying: a qcow2 overlay on the
-stored file, as large as the rounded size, is what ``qemu-img convert -O vpc -o subformat=fixed,force_size``
-reads (past the stored image's end the overlay reads zeros). Output files are sparse where the image is zero, and not flushed (like ``cp``): exports are outputs, not
-the store.
+For a fixed VHD (``vmforge.disk.qemuimg.convert_fixed_vhd``) the virtual size is rounded up to a whole MiB first,
+without copying: a qcow2 overlay on the stored file, as large as the rounded size, is what ``qemu-img convert -O vpc
+-o subformat=fixed,force_size`` reads (past the stored image's end the overlay reads zeros). Output files are sparse
+where the image is zero, and not flushed (like ``cp``): exports are outputs, not the store.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from vmforge.artifacts import formats, qemu
 from vmforge.artifacts.errors import InvalidParameter
+from vmforge.disk import qemuimg
 
 FORMATS = {"vhd": "vpc", "qcow2": "qcow2", "raw": "raw"}
 
@@ -27,21 +27,15 @@ def export_file(src: Path, fmt: str, dest: Path, src_format: str = "qcow2") -> P
     dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
-    overlay = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.overlay.qcow2")
     try:
         if key == "vhd":
-            size = qemu.info(src, src_format).virtual_size
-            qemu.overlay(src, src_format, overlay, formats.round_up_mib(size))
-            qemu.convert(overlay, "qcow2", tmp, "vpc", options="subformat=fixed,force_size", cache="unsafe")
-            if not formats.is_azure_fixed_vhd(tmp):
-                raise RuntimeError(f"qemu-img wrote {tmp} that is not an Azure fixed VHD")
+            qemuimg.convert_fixed_vhd(src, tmp, src_fmt=src_format, cache="unsafe")  # checks what it wrote
         elif key == "qcow2" and src_format == "qcow2":
             shutil.copyfile(src, tmp)
             os.chmod(tmp, 0o644)
         else:
-            qemu.convert(src, src_format, tmp, FORMATS[key], cache="unsafe")
+            qemuimg.convert(src, tmp, FORMATS[key], src_fmt=src_format, cache="unsafe")
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-        overlay.unlink(missing_ok=True)
     return dest

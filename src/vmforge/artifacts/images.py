@@ -17,7 +17,7 @@ from vmforge.artifacts import ids
 from vmforge.artifacts.blobstore import BlobStore, Staged
 from vmforge.artifacts.common import HYPERV_GENERATIONS, OS_STATES, OS_TYPES, Checker, keys, new_operation
 from vmforge.artifacts.errors import InvalidParameter
-from vmforge.artifacts.fetch import FetchPolicy, fetched
+from vmforge.artifacts.sources import SourcePolicy, fetched
 from vmforge.errors import Conflict, NotFound
 from vmforge.service.ids import check_group, utcnow
 from vmforge.store.artifact_models import ManagedImage
@@ -76,7 +76,7 @@ def _same_source(row: ManagedImage, spec: ImageSpec) -> bool:
 
 
 class ImageService:
-    def __init__(self, db: Database, blobs: BlobStore, policy: FetchPolicy) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, policy: SourcePolicy) -> None:
         self.db, self.blobs, self.policy = db, blobs, policy
 
     @staticmethod
@@ -152,7 +152,7 @@ class ImageService:
             return
         target = f"{OSDISK}.blobUri"
         with fetched(spec.blob_uri or "", self.policy, target=target) as path, \
-                self.blobs.stage(Path(path), target=target) as staged:
+                self.blobs.stage(Path(path), target=target, source=spec.blob_uri) as staged:
             yield staged
 
     def _digest_of(self, resource_id: str) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from vmforge.artifacts.blobstore import BlobStore
 from vmforge.artifacts.common import HYPERV_GENERATIONS, OS_TYPES
 from vmforge.artifacts.errors import InvalidParameter
-from vmforge.artifacts.fetch import FetchPolicy, fetched
+from vmforge.artifacts.sources import SourcePolicy, fetched
 from vmforge.artifacts.versions import latest_platform
 from vmforge.errors import Conflict, NotFound
 from vmforge.service.ids import utcnow
@@ -50,15 +50,15 @@ def _numbers(version: str) -> tuple[int, int, int]:
     return nums[0], nums[1], nums[2]
 
 
-def _enum(value: str, allowed: tuple[str, ...], what: str) -> str:
+def _enum(value: object, allowed: tuple[str, ...], what: str) -> str:
     for a in allowed:
-        if a.lower() == value.lower():
+        if isinstance(value, str) and a.lower() == value.lower():
             return a
     raise InvalidParameter(f"{what} '{value}' is invalid; allowed: {', '.join(allowed)}.", target=what)
 
 
 class PlatformCatalog:
-    def __init__(self, db: Database, blobs: BlobStore, policy: FetchPolicy, catalog_file: Path | None = None) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, policy: SourcePolicy, catalog_file: Path | None = None) -> None:
         self.db, self.blobs, self.policy, self.catalog_file = db, blobs, policy, catalog_file
 
     @staticmethod
@@ -67,8 +67,10 @@ class PlatformCatalog:
                                            PlatformImage.offer_key == offer.lower(),
                                            PlatformImage.sku_key == sku.lower())
 
-    def register(self, urn: Urn, path: Path, *, os_type: str = "Linux", hyper_v_generation: str = "V2") -> PlatformImage:
-        """Import ``path`` (any accepted format) and register it under ``urn`` (an exact version)."""
+    def register(self, urn: Urn, path: Path, *, os_type: str = "Linux", hyper_v_generation: str = "V2",
+                 source: str | None = None, target: str = "file") -> PlatformImage:
+        """Import ``path`` (any accepted format) and register it under ``urn`` (an exact version). ``source`` is
+        the URI it was read from (messages name it; ``path`` by default), ``target`` the field that gave it."""
         if not _VERSION.match(urn.version):
             raise InvalidParameter(f"Register an exact version (digits and dots), not '{urn.version}'.",
                                    target="version")
@@ -77,7 +79,8 @@ class PlatformCatalog:
         with self.db.session() as s:
             if s.scalar(self._query(urn.publisher, urn.offer, urn.sku).where(PlatformImage.version == urn.version)):
                 raise Conflict(f"The platform image {urn} is already registered.", code="Conflict")
-        with self.blobs.stage(path, target="file") as staged, self.blobs.locked(), self.db.session() as s:
+        with self.blobs.stage(path, target=target, source=source) as staged, self.blobs.locked(), \
+                self.db.session() as s:
             q = self._query(urn.publisher, urn.offer, urn.sku).where(PlatformImage.version == urn.version)
             if s.scalar(q) is not None:
                 raise Conflict(f"The platform image {urn} is already registered.", code="Conflict")
@@ -129,9 +132,17 @@ class PlatformCatalog:
         if key is None:
             return None
         e = entries[key]
-        with fetched(e["url"], self.policy, sha256=e["sha256"], target="catalog") as path:
-            return self.register(Urn.parse(key), Path(path), os_type=e.get("osType", "Linux"),
+        return self.register_uri(Urn.parse(key), e["url"], sha256=e["sha256"], target="catalog",
+                                 os_type=e.get("osType", "Linux"),
                                  hyper_v_generation=e.get("hyperVGeneration", "V2"))
+
+    def register_uri(self, urn: Urn, uri: str, *, sha256: str | None = None, target: str = "blobUri",
+                     os_type: str = "Linux", hyper_v_generation: str = "V2") -> PlatformImage:
+        """Read ``uri`` (file:// under an import root, a blob account, http(s); checked against ``sha256`` when
+        given) and ``register`` it."""
+        with fetched(uri, self.policy, sha256=sha256, target=target) as path:
+            return self.register(urn, Path(path), os_type=os_type, hyper_v_generation=hyper_v_generation,
+                                 source=uri, target=target)
 
     def catalog_entries(self) -> dict[str, dict[str, Any]]:
         """``{"urn": {"url": ..., "sha256": ..., "osType"?: ..., "hyperVGeneration"?: ...}}`` from the file."""

@@ -13,11 +13,11 @@ from vmforge.artifacts import ids
 from vmforge.artifacts.blobstore import BlobStore
 from vmforge.artifacts.errors import InvalidParameter
 from vmforge.artifacts.export import export_file
-from vmforge.artifacts.fetch import FetchPolicy
 from vmforge.artifacts.galleries import GalleryService, find_definition
 from vmforge.artifacts.gallery_versions import GalleryVersionService, find_version
 from vmforge.artifacts.images import ImageService
 from vmforge.artifacts.platform import PlatformCatalog, Urn
+from vmforge.artifacts.sources import SourcePolicy
 from vmforge.artifacts.versions import next_gallery_version
 from vmforge.errors import NotFound
 from vmforge.store.artifact_models import ArtifactBlob, GalleryImageVersion, ManagedImage
@@ -54,7 +54,7 @@ class Artifacts:
         roots = import_roots or [data_dir / "imports"]
         for r in roots:
             r.mkdir(parents=True, exist_ok=True)
-        self.policy = FetchPolicy(import_roots=roots, tmp_dir=self.blobs.tmp, blob_accounts=blob_accounts_from_env())
+        self.policy = SourcePolicy(import_roots=roots, tmp_dir=self.blobs.tmp, blob_accounts=blob_accounts_from_env())
         self.images = ImageService(db, self.blobs, self.policy)
         self.galleries = GalleryService(db)
         self.versions = GalleryVersionService(db, self.blobs)
@@ -156,4 +156,4 @@ class Artifacts:
         from vmforge.artifacts import formats
 
         src = Path(image)
-        return export_file(src, fmt, dest, formats.detect(src).format)
+        return export_file(src, fmt, dest, formats.detect(src, require_disk=False).format)

@@ -1,12 +1,13 @@
-"""Where image bytes come from: a ``file://`` path under an import root, an ``http(s)://`` URL (downloaded by
-``vmforge.fetch`` — public addresses only unless allow-listed, with a size and a time bound — and verified against
-a sha256 when one is given), or a blob of a configured Azure Blob
-Storage account (read with its credentials)."""
+"""Where image bytes come from, the store's own part: a ``file://`` path under an import root, or a blob of a
+configured Azure Blob Storage account (read with its credentials). Anything else over ``http(s)`` is downloaded
+by ``vmforge.fetch`` (public addresses only unless allow-listed, redirects re-checked, size and time bounded)
+under the one ``FetchPolicy`` this policy holds; its errors (``DownloadFailed``, ``ChecksumMismatch``) are the
+errors of every source. A sha256, when given, is checked before the bytes are used."""
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,29 +15,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from vmforge.artifacts.errors import ChecksumMismatch, DownloadFailed, ImportPathForbidden, InvalidParameter
+from vmforge import fetch
+from vmforge.artifacts.errors import ImportPathForbidden, InvalidParameter
+from vmforge.disk.qemuimg import sha256_file
+from vmforge.fetch import DownloadFailed, FetchPolicy, safe_url
 
-_CHUNK = 1 << 20
+IMAGE_MAX_BYTES = 256 * 1024**3  # disk images are larger than scripts: the store's own bounds
+IMAGE_TIMEOUT = 3600.0
+
+
+def image_fetch_policy() -> FetchPolicy:
+    return FetchPolicy(max_bytes=IMAGE_MAX_BYTES, timeout=IMAGE_TIMEOUT)
 
 
 @dataclass
-class FetchPolicy:
-    """Limits on where and how much a blobUri may read."""
+class SourcePolicy:
+    """Where a blobUri may read: folders for file:// (``import_roots``), Azure Blob accounts (URL prefix ->
+    credential), and http(s) under ``fetch`` (its ``allow_cidrs`` are ``Settings.allow_fetch_from``)."""
 
     import_roots: list[Path]
     tmp_dir: Path
-    max_bytes: int = 256 * 1024**3
-    timeout: float = 3600.0
-    blob_accounts: dict[str, object] = field(default_factory=dict)  # account URL prefix -> credential
-    # CIDRs http(s) URLs may reach although private or loopback (vmforge.fetch; Settings.allow_fetch_from)
-    allow_cidrs: list = field(default_factory=list)
+    blob_accounts: dict[str, object] = field(default_factory=dict)
+    fetch: FetchPolicy = field(default_factory=image_fetch_policy)
 
 
 def local_path(uri: str, roots: list[Path], *, target: str | None = None) -> Path:
     """The file a ``file://`` URI names, if it is a regular file inside one of ``roots`` (symlinks resolved)."""
     parsed = urlparse(uri)
     if parsed.netloc not in ("", "localhost"):
-        raise InvalidParameter(f"The file URI '{uri}' names a remote host; use file:///path.", target=target)
+        raise InvalidParameter(f"The file URI '{safe_url(uri)}' names a remote host; use file:///path.",
+                               target=target)
     path = Path(unquote(parsed.path)).resolve()
     for root in roots:
         if path.is_relative_to(root.resolve()):
@@ -59,14 +67,14 @@ def _account_for(uri: str, accounts: dict[str, object]) -> tuple[str, object] | 
 
 
 @contextmanager
-def fetched(uri: str, policy: FetchPolicy, *, sha256: str | None = None,
+def fetched(uri: str, policy: SourcePolicy, *, sha256: str | None = None,
             target: str | None = None) -> Iterator[Path]:
     """A local path holding the bytes ``uri`` names; downloaded copies are removed on exit."""
     scheme = urlparse(uri).scheme.lower()
     if scheme == "file":
         path = local_path(uri, policy.import_roots, target=target)
         if sha256:
-            _verify(path, sha256, target)
+            fetch.check_sha256(sha256_file(path), sha256, uri, target=target)
         yield path
         return
     if scheme not in ("http", "https"):
@@ -75,52 +83,35 @@ def fetched(uri: str, policy: FetchPolicy, *, sha256: str | None = None,
     tmp = policy.tmp_dir / f"dl-{uuid.uuid4().hex}"
     try:
         account = _account_for(uri, policy.blob_accounts)
-        if account is not None:
-            _download_blob(uri, account[1], tmp, policy, target)
-        else:
-            _download_http(uri, tmp, policy, target)
-        if sha256:
-            _verify(tmp, sha256, target)
+        try:
+            if account is not None:
+                _download_blob(uri, account[1], tmp, policy.fetch)
+                fetch.check_sha256(sha256_file(tmp), sha256, uri)
+            else:
+                fetch.download(uri, tmp, sha256=sha256, policy=policy.fetch)
+        except fetch.FetchError as e:
+            e.target = target
+            raise
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _verify(path: Path, expected: str, target: str | None) -> None:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    if h.hexdigest() != expected.lower():
-        raise ChecksumMismatch(f"The sha256 of the downloaded file is {h.hexdigest()}, expected {expected.lower()}.",
-                               target=target)
-
-
-def _download_http(uri: str, dest: Path, policy: FetchPolicy, target: str | None) -> None:
-    """Through ``vmforge.fetch``: checked addresses only, redirects re-checked, size and time bounded."""
-    from vmforge import fetch
-
-    try:
-        fetch.download(uri, dest, policy=fetch.FetchPolicy(allow_cidrs=list(policy.allow_cidrs),
-                                                           max_bytes=policy.max_bytes, timeout=policy.timeout))
-    except fetch.FetchError as e:
-        e.target = target
-        raise
-
-
-def _download_blob(uri: str, credential: object, dest: Path, policy: FetchPolicy, target: str | None) -> None:
+def _download_blob(uri: str, credential: object, dest: Path, policy: FetchPolicy) -> None:
     from azure.core.exceptions import AzureError
     from azure.storage.blob import BlobClient
 
+    shown = safe_url(uri)
     try:
         client = BlobClient.from_blob_url(uri, credential=credential)
         props = client.get_blob_properties()
         if props.size > policy.max_bytes:
-            raise DownloadFailed(f"{uri} is larger than the limit of {policy.max_bytes} bytes.", target=target)
+            raise DownloadFailed(f"'{shown}' is {props.size} bytes, more than the limit of {policy.max_bytes}.")
         with open(dest, "wb") as f:
             client.download_blob(max_concurrency=4, timeout=int(policy.timeout)).readinto(f)
     except AzureError as e:
-        raise DownloadFailed(f"Reading the blob {uri} failed: {e}", target=target) from None
+        said = re.sub(r"\?\S*", "", (str(e).splitlines() or [""])[0]) or type(e).__name__  # no query strings
+        raise DownloadFailed(f"Reading the blob '{shown}' failed: {said}") from None
     if dest.stat().st_size != props.size:
-        raise DownloadFailed(f"The blob {uri} was cut short.", target=target)
+        raise DownloadFailed(f"The blob '{shown}' was cut short.")
     os.chmod(dest, 0o600)

@@ -1,5 +1,6 @@
-"""Disk images for the build engine: ``qemu-img`` wrappers (overlays, resize, convert to a fixed VHD),
-the fixed-VHD footer check and streamed checksums (:mod:`vmforge.disk.qemuimg`)."""
+"""Disk images for the build engine and the artifact store: the one ``qemu-img`` wrapper (probes with resource
+limits, checks, overlays, resize, convert to a fixed VHD), the VHD footer and streamed checksums
+(:mod:`vmforge.disk.qemuimg`)."""
 
 from vmforge.disk.qemuimg import (
     DiskError,

@@ -21,7 +21,6 @@ from vmforge.identity.roles import compute as _act
 from vmforge.artifacts import Artifacts
 from vmforge.artifacts import render as R
 from vmforge.artifacts.errors import InvalidParameter
-from vmforge.artifacts.fetch import fetched
 from vmforge.artifacts.platform import Urn
 from vmforge.fetch import policy_from_settings
 from vmforge.errors import ArmError, InvalidApiVersion, MissingApiVersion, NotFound
@@ -39,7 +38,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings, services = app.state.settings, app.state.services
     roots = [Path(p) for p in getattr(settings, "import_roots", []) or []]
     arts = getattr(services, "artifacts", None) or Artifacts(services.db, settings.data_dir, roots or None)
-    arts.policy.allow_cidrs = policy_from_settings(settings).allow_cidrs  # http(s) blobUris: vmforge.fetch
+    arts.policy.fetch.allow_cidrs = policy_from_settings(settings).allow_cidrs  # http(s) blobUris: vmforge.fetch
     await run_in_threadpool(arts.sweep)
     app.state.artifacts = arts
     yield
@@ -400,13 +399,11 @@ async def register_platform_version(request: Request, subscriptionId: str, locat
     props = body.get("properties") if isinstance(body, dict) else None
     if not isinstance(props, dict) or not isinstance(props.get("blobUri"), str):
         raise InvalidParameter("properties.blobUri is required.", target="properties.blobUri")
+    if not isinstance(props.get("sha256") or "", str):
+        raise InvalidParameter("properties.sha256 must be a hex string.", target="properties.sha256")
     urn = Urn.parse(f"{publisherName}:{offer}:{skus}:{version}")
-
-    def register():  # noqa: ANN202
-        with fetched(props["blobUri"], arts.policy, sha256=props.get("sha256") or None,
-                     target="properties.blobUri") as path:
-            return arts.platform.register(urn, Path(path), os_type=props.get("osType", "Linux"),
-                                          hyper_v_generation=props.get("hyperVGeneration", "V2"))
-    row = await run_in_threadpool(register)
+    row = await run_in_threadpool(lambda: arts.platform.register_uri(
+        urn, props["blobUri"], sha256=props.get("sha256") or None, target="properties.blobUri",
+        os_type=props.get("osType", "Linux"), hyper_v_generation=props.get("hyperVGeneration", "V2")))
     size = (await _sizes(arts, [row.blob_digest]))[row.blob_digest]
     return JSONResponse(R.platform_image(subscriptionId, location, row, size), status_code=201)
