@@ -118,7 +118,7 @@ class ImageService:
             return self._create(sub, group, name, spec, content)
 
     def register(self, sub: str, group: str, name: str, path: Path, *, location: str, os_type: str = "Linux",
-                 os_state: str = "Generalized", hyper_v_generation: str = "V2",
+                 os_state: str = "Generalized", hyper_v_generation: str = "V1",
                  tags: dict[str, str] | None = None) -> ManagedImage:
         """Create an image from a trusted local file (a build's output): no import-root check."""
         check_group(group)

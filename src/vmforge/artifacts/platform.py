@@ -67,7 +67,7 @@ class PlatformCatalog:
                                            PlatformImage.offer_key == offer.lower(),
                                            PlatformImage.sku_key == sku.lower())
 
-    def register(self, urn: Urn, path: Path, *, os_type: str = "Linux", hyper_v_generation: str = "V2",
+    def register(self, urn: Urn, path: Path, *, os_type: str = "Linux", hyper_v_generation: str = "V1",
                  source: str | None = None, target: str = "file") -> PlatformImage:
         """Import ``path`` (any accepted format) and register it under ``urn`` (an exact version). ``source`` is
         the URI it was read from (messages name it; ``path`` by default), ``target`` the field that gave it."""
@@ -134,10 +134,10 @@ class PlatformCatalog:
         e = entries[key]
         return self.register_uri(Urn.parse(key), e["url"], sha256=e["sha256"], target="catalog",
                                  os_type=e.get("osType", "Linux"),
-                                 hyper_v_generation=e.get("hyperVGeneration", "V2"))
+                                 hyper_v_generation=e.get("hyperVGeneration", "V1"))
 
     def register_uri(self, urn: Urn, uri: str, *, sha256: str | None = None, target: str = "blobUri",
-                     os_type: str = "Linux", hyper_v_generation: str = "V2") -> PlatformImage:
+                     os_type: str = "Linux", hyper_v_generation: str = "V1") -> PlatformImage:
         """Read ``uri`` (file:// under an import root, a blob account, http(s); checked against ``sha256`` when
         given) and ``register`` it."""
         with fetched(uri, self.policy, sha256=sha256, target=target) as path:

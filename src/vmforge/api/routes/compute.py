@@ -393,7 +393,7 @@ async def register_platform_version(request: Request, subscriptionId: str, locat
                                     v: ComputeApi, arts: ArtifactsDep) -> JSONResponse:
     """vmforge only (Azure has no such PUT): register ``properties.blobUri`` under this URN.
     Body: ``{"properties": {"blobUri": "file:///…" | "https://…", "sha256"?: hex, "osType"?: "Linux",
-    "hyperVGeneration"?: "V2"}}``."""
+    "hyperVGeneration"?: "V1" (BIOS; "V2" boots UEFI)}}``."""
     _vmimage(artifactType)
     body = await _body(request)
     props = body.get("properties") if isinstance(body, dict) else None
@@ -404,6 +404,6 @@ async def register_platform_version(request: Request, subscriptionId: str, locat
     urn = Urn.parse(f"{publisherName}:{offer}:{skus}:{version}")
     row = await run_in_threadpool(lambda: arts.platform.register_uri(
         urn, props["blobUri"], sha256=props.get("sha256") or None, target="properties.blobUri",
-        os_type=props.get("osType", "Linux"), hyper_v_generation=props.get("hyperVGeneration", "V2")))
+        os_type=props.get("osType", "Linux"), hyper_v_generation=props.get("hyperVGeneration", "V1")))
     size = (await _sizes(arts, [row.blob_digest]))[row.blob_digest]
     return JSONResponse(R.platform_image(subscriptionId, location, row, size), status_code=201)
