@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -23,12 +25,44 @@ REPO = Path(__file__).resolve().parents[1]
 pytest_plugins = ["tests.conftest_vm"]
 
 
+def missing_dependency(reason: str) -> NoReturn:
+    """A test cannot run for want of a dependency (the spec folder, a tool, a package): it skips, except under
+    ``VMFORGE_REQUIRE_ALL`` (set by ``scripts/test``, after ``scripts/bootstrap`` installed everything), where it
+    fails with the reason. Every test that depends on something outside the venv goes through here."""
+    if os.environ.get("VMFORGE_REQUIRE_ALL"):
+        pytest.fail(f"{reason} (VMFORGE_REQUIRE_ALL forbids skipping; scripts/bootstrap installs every dependency)",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+def require_tools(*tools: str | tuple[str, ...]) -> None:
+    """Each tool must be on PATH (a tuple: one of its names is enough), else ``missing_dependency``."""
+    for tool in tools:
+        names = tool if isinstance(tool, tuple) else (tool,)
+        if not any(shutil.which(n) for n in names):
+            missing_dependency(f"{' or '.join(names)} not installed (scripts/bootstrap installs it)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_tools(*tools): the test needs these programs on PATH (a tuple: one "
+                                       "of them); skipped without them, failed under VMFORGE_REQUIRE_ALL")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs_tools"):
+        require_tools(*mark.args)
+
+
 def spec_root() -> Path | None:
     env = os.environ.get("VMFORGE_SPEC_DIR")
     for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "spec"]:
         if (cand / "azure-rest-api-specs").is_dir():
             return cand / "azure-rest-api-specs"
     return None
+
+
+SPEC_MISSING = ("Microsoft's spec files are not present: expected ../shared/spec next to the repository, or "
+                "VMFORGE_SPEC_DIR pointing at a directory holding azure-rest-api-specs/")
 
 
 def free_port() -> int:
@@ -139,7 +173,7 @@ def imagebuilder_client(srv: Server, api_version: str | None = None, subscriptio
 def load_example(version: str, name: str) -> dict:
     root = spec_root()
     if root is None:
-        pytest.skip("Microsoft's spec files are not present (set VMFORGE_SPEC_DIR)")
+        missing_dependency(SPEC_MISSING)
     base = root / "specification/imagebuilder/resource-manager/Microsoft.VirtualMachineImages"
     for cand in (base / "ImageBuilder/stable" / version / "examples" / f"{name}.json",
                  base / "stable" / version / "examples" / f"{name}.json"):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.artifacts.conftest import MIB, make_raw
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, missing_dependency
 from vmforge.artifacts import Artifacts
 from vmforge.artifacts.formats import is_azure_fixed_vhd
 from vmforge.artifacts.vhdstore import AzureBlobVhdStore, DirectoryVhdStore
@@ -37,10 +37,7 @@ def azurite_binary() -> str | None:
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = azurite_binary()
     if binary is None:
-        if os.environ.get("VMFORGE_REQUIRE_ALL"):
-            pytest.fail("azurite is not installed, and VMFORGE_REQUIRE_ALL forbids skipping (scripts/bootstrap "
-                        "installs it)")
-        pytest.skip("azurite is not installed (npm install azurite; or set VMFORGE_AZURITE)")
+        missing_dependency("azurite is not installed (npm install azurite; or set VMFORGE_AZURITE)")
     port = free_port()
     work = tmp_path_factory.mktemp("azurite")
     log = open(work / "azurite.log", "wb")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import struct
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from vmforge.disk import qemuimg
 from vmforge.disk.qemuimg import MIB, DiskError
 
-pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
+pytestmark = pytest.mark.needs_tools("qemu-img")
 
 
 def make_raw(path: Path, size: int) -> Path:

@@ -108,15 +108,22 @@ def test_image_builder_operator_runs_but_does_not_write(server: Server, template
     sp = principal(server, "Image Builder Operator", f"/subscriptions/{SUBSCRIPTION}")
     with client(server, sp["token"]) as http:
         assert http.get(tpl_url(group, name), params=P).status_code == 200
+        # run/action is the Operator's: the run is accepted (202 and the run operation to poll).
         r = http.post(tpl_url(group, name) + "/run", params=P)
-        assert r.status_code != 403, r.text
+        assert r.status_code == 202, r.text
         changed = copy.deepcopy(template_body())
         assert_forbidden(http.put(tpl_url(group, "op-new"), params=P, json=changed),
                          "Microsoft.VirtualMachineImages/imageTemplates/write", sp)
         assert_forbidden(http.delete(tpl_url(group, name), params=P),
                          "Microsoft.VirtualMachineImages/imageTemplates/delete", sp)
-        if r.status_code == 202:
-            http.post(tpl_url(group, name) + "/cancel", params=P)
+        # The example's source image does not exist: the run fails at its Source step, at once, without a VM.
+        op = wait_op(http, r.headers["Azure-AsyncOperation"], timeout=60)
+        assert op["status"] == "Failed" and op["error"]["code"] == "BadManagedImageSource", op
+        # cancel/action is the Operator's too: past authorization, the service answers that nothing is running.
+        c = http.post(tpl_url(group, name) + "/cancel", params=P)
+        assert c.status_code == 409, c.text
+        assert c.json()["error"] == {"code": "Conflict", "message": f"The image template '{name}' has no run in "
+                                     "progress to cancel.", "target": None, "details": []}
 
 
 def test_role_assign_and_remove_take_effect(server: Server, template: tuple[str, str]) -> None:

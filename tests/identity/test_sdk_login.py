@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from tests.api.test_http import body as template_body
-from tests.conftest import SUBSCRIPTION, Server
+from tests.conftest import SUBSCRIPTION, Server, imagebuilder_client
 from tests.identity.helpers import cli, tenant
 
 
@@ -47,7 +47,14 @@ def test_sdk_reader_is_refused_with_authorization_failed(server: Server) -> None
     sp = cli(server, "principal", "create", "sdk-reader", "--role", "Reader", "--scope",
              f"/subscriptions/{SUBSCRIPTION}")
     client = sdk(server, credential(server, sp["appId"], sp["password"]))
-    assert list(client.virtual_machine_image_templates.list()) is not None
+    # Reader lists the subscription's templates: exactly what the bootstrap admin (Owner) sees, one it just made
+    # included.
+    admin = imagebuilder_client(server).virtual_machine_image_templates
+    group = f"rg-sdk-{uuid.uuid4().hex[:6]}"
+    made = admin.begin_create_or_update(group, "visible", template_body()).result()
+    seen = sorted(t.id for t in client.virtual_machine_image_templates.list())
+    assert made.id in seen and seen == sorted(t.id for t in admin.list())
+    admin.begin_delete(group, "visible").result()
     with pytest.raises(HttpResponseError) as e:
         client.virtual_machine_image_templates.begin_create_or_update(
             "rg", "nope", template_body()).result()

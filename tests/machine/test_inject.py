@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,9 +11,7 @@ from vmforge.disk import qemuimg
 from vmforge.machine import MachineError
 from vmforge.machine.inject import debugfs, inject_authorized_keys, inject_into_image, root_offset
 
-pytestmark = pytest.mark.skipif(
-    any(shutil.which(t) is None for t in ("mkfs.ext4", "sfdisk", "debugfs", "qemu-img")),
-    reason="needs e2fsprogs, fdisk and qemu-utils")
+pytestmark = pytest.mark.needs_tools("mkfs.ext4", "sfdisk", "debugfs", "qemu-img")
 MIB = 1 << 20
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from tests.conftest import SUBSCRIPTION, Server, StaticToken, free_port, imagebu
 from vmforge.runner.triggers import watches_latest
 
 GAL = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/src/providers/Microsoft.Compute/galleries/g/images/d"
+REFUSED = "https://127.0.0.1/setup.sh"
 
 
 def test_only_latest_sources_are_watched() -> None:
@@ -44,6 +46,7 @@ def wait_for(fn, timeout: float = 30):  # noqa: ANN001, ANN201
     raise AssertionError("condition not met in time")
 
 
+@pytest.mark.needs_tools("qemu-img")
 def test_new_source_version_starts_a_run(srv: tuple[Server, Path]) -> None:
     from azure.mgmt.compute import ComputeManagementClient
 
@@ -65,27 +68,43 @@ def test_new_source_version_starts_a_run(srv: tuple[Server, Path]) -> None:
     ib = imagebuilder_client(s)
     ib._config.polling_interval = 0.2
     ops = ib.virtual_machine_image_templates
+    # The source is a blank disk, so a build would only boot a VM that never reaches SSH. The template's one
+    # customizer downloads from loopback, which the outbound policy refuses; downloads come before the first
+    # boot, so every run the trigger starts ends Failed in seconds, at that step, without a VM.
     ops.begin_create_or_update("rg", "watched", {"location": "westus", "identity": {"type": "None"}, "properties": {
         "source": {"type": "SharedImageVersion", "imageVersionId": GAL + "/versions/latest"},
+        "customize": [{"type": "Shell", "name": "setup", "scriptUri": REFUSED}],
         "distribute": [{"type": "VHD", "runOutputName": "vhd"}]}}).result()
     ib.triggers.begin_create_or_update("rg", "watched", "source", {"properties": {"kind": "SourceImage"}}).result()
     status = wait_for(lambda: (st := ib.triggers.get("rg", "watched", "source").properties.status).message
                       and "1.0.0" in st.message and st)
-    assert status.code == "Healthy"
+    assert (status.code, status.message) == ("Healthy",
+                                             f"Watching the source; its latest version is {GAL}/versions/1.0.0.")
     time.sleep(1.5)  # a few more checks: the baseline alone starts nothing
     assert ops.get("rg", "watched").last_run_status is None
 
     version("1.0.1")
-    run = wait_for(lambda: ops.get("rg", "watched").last_run_status)
-    assert run.run_state in ("Running", "Canceling", "Failed")
-    assert "1.0.1" in ib.triggers.get("rg", "watched", "source").properties.status.message
-    if run.run_state == "Running":
-        ops.begin_cancel("rg", "watched").result()
-    final = wait_for(lambda: (r := ops.get("rg", "watched").last_run_status).run_state not in ("Running", "Canceling")
-                     and r, timeout=60)
-    assert final.run_state in ("Canceled", "Failed")
-    time.sleep(1.5)  # no second run for the same version
+    status = wait_for(lambda: (st := ib.triggers.get("rg", "watched", "source").properties.status).message
+                      and "1.0.1" in st.message and st)
+    started = re.fullmatch(re.escape(f"The source has a new version {GAL}/versions/1.0.1: a run was started ")
+                           + r"\(operation ([0-9A-F-]{36})\)\.", status.message)
+    assert status.code == "Healthy" and started, status.message
+    final = wait_for(lambda: (r := ops.get("rg", "watched").last_run_status) and r.run_state not in
+                     ("Running", "Canceling") and r, timeout=60)
+    assert (final.run_state, final.run_sub_state) == ("Failed", None)
+    assert final.message.startswith(f'Downloads "downloads" failed: Shell "setup" (properties.customize[0].scriptUri): '
+                                    f"Refusing to fetch '{REFUSED}': it resolves to 127.0.0.1"), final.message
     with s.http() as h:
-        runs = h.get(f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.VirtualMachineImages/"
-                     "imageTemplates/watched/runs", params={"api-version": "2025-10-01"}).json()["value"]
-    assert len(runs) == 1
+        op = h.get(f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.VirtualMachineImages/locations/westus/"
+                   f"operations/{started.group(1)}", params={"api-version": "2025-10-01"}).json()
+        assert (op["status"], op["error"]["code"]) == ("Failed", "FetchRefused"), op
+        time.sleep(1.5)  # no second run for the same version
+        tpl = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.VirtualMachineImages/"
+               "imageTemplates/watched")
+        runs = h.get(tpl + "/runs", params={"api-version": "2025-10-01"}).json()["value"]
+        assert [r["runState"] for r in runs] == ["Failed"]
+        log = h.get(tpl + f"/runs/{runs[0]['id']}/log", params={"api-version": "2025-10-01"}).text
+    # The run built from the new version ('latest' resolved to 1.0.1) and stopped before any VM.
+    assert f"[source] source SharedImageVersion {GAL}/versions/latest → " in log
+    assert f"(Linux, version {GAL}/versions/1.0.1)" in log
+    assert 'ending Downloads "downloads" - failure' in log and "Starting provisioner Boot" not in log

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import SPEC_MISSING, missing_dependency
 from vmforge.errors import ErrorDetail, ValidationFailed
 
 IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg1/providers/"
@@ -36,8 +37,7 @@ def spec_root() -> Path | None:
 def require_spec() -> Path:
     root = spec_root()
     if root is None:
-        pytest.skip("Microsoft's imagebuilder spec is not available: expected ../shared/spec next to the "
-                    "repository, or VMFORGE_SPEC_DIR pointing at a directory holding azure-rest-api-specs/")
+        missing_dependency(SPEC_MISSING)
     return root
 
 
@@ -54,7 +54,7 @@ def example_path(version: str, name: str) -> Path | None:
 def load_example(version: str, name: str) -> dict[str, Any]:
     path = example_path(version, name)
     if path is None:
-        pytest.skip(f"no example {name} for {version}")
+        missing_dependency(f"the spec copy at {require_spec()} has no example {name} for {version}")
     return json.loads(path.read_text())
 
 
