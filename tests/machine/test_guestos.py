@@ -15,7 +15,7 @@ import asyncssh
 import pytest
 import yaml
 
-from tests.machine.test_units import require_tool
+from tests.conftest import require_tools as require_tool
 from vmforge.machine import MachineError, seed
 from vmforge.machine.guestos import (
     DEPROVISION_LINUX,

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest_vm import processes_mentioning
 from tests.machine import fakeqemu
-from tests.machine.test_units import require_tool
+from tests.conftest import require_tools as require_tool
 from vmforge.disk import qemuimg
 from vmforge.events import RunEvents
 from vmforge.kinds.base import BuildError, Canceled

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -14,14 +13,7 @@ from vmforge.machine import MachineError, accel, network, seed
 from vmforge.machine.qemu import BuildVM, VMSpec
 from vmforge.machine.ssh import SSHSession, generate_keypair
 from tests.machine import fakeqemu
-
-
-def require_tool(tool: str) -> None:
-    """Skip without ``tool`` — or fail, under VMFORGE_REQUIRE_ALL (CI installs every tool)."""
-    if shutil.which(tool) is None:
-        if os.environ.get("VMFORGE_REQUIRE_ALL"):
-            pytest.fail(f"{tool} is not installed (VMFORGE_REQUIRE_ALL forbids skipping)")
-        pytest.skip(f"{tool} is not installed")
+from tests.conftest import require_tools as require_tool
 
 
 def test_probe_boot_sector_shape() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.machine.test_units import require_tool
+from tests.conftest import require_tools as require_tool
 from vmforge.disk import qemuimg
 from vmforge.events import RunEvents
 from vmforge.kinds.base import Context
