@@ -26,7 +26,8 @@ V = "2025-10-01"
 SRC_IMAGE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/sources/providers/Microsoft.Compute/images/debian12"
 
 
-def qemu_pids(needle: str) -> list[int]:
+def qemu_pids(needle: str, programs: tuple[bytes, ...] = (b"qemu-system",)) -> list[int]:
+    """Processes of ``programs`` whose command line contains ``needle``."""
     out = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
@@ -34,7 +35,7 @@ def qemu_pids(needle: str) -> list[int]:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"qemu-system" in cmd and needle.encode() in cmd:
+            if any(p in cmd for p in programs) and needle.encode() in cmd:
                 out.append(int(pid))
     return out
 

@@ -7,13 +7,12 @@ show what happens *during* a boot without waiting for one; the slow ones build t
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,16 +28,7 @@ NEVER_BOOTS = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/sources/providers/M
 
 def vm_processes(data_dir: Path) -> list[int]:
     """QEMU and pasta processes of a server's data dir."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if (b"qemu-system" in cmd or b"pasta" in cmd) and str(data_dir).encode() in cmd:
-                out.append(int(pid))
-    return out
+    return qemu_pids(str(data_dir), (b"qemu-system", b"pasta"))
 
 
 def add_never_boots(srv: Server, imports: Path) -> None:  # noqa: F811
@@ -139,14 +129,23 @@ def test_cancel_during_boot_reaches_the_vm(srv: Server) -> None:
     assert vm_processes(srv.data_dir) == []
 
 
-def test_sigterm_stops_the_builds_and_records_them(tmp_path: Path, imports: Path) -> None:  # noqa: F811
+@contextmanager
+def building_server(tmp_path: Path, imports: Path) -> Iterator[tuple[Server, str, str]]:  # noqa: F811
+    """A server of its own whose build VM has just started (on a source that never boots)."""
     s = start_server(tmp_path, imports)
     try:
         add_never_boots(s, imports)
-        client, group, name = run_template(s, never_boots(), wait=False)
+        _client, group, name = run_template(s, never_boots(), wait=False)
         wait_for_log(s, group, name, "starting QEMU")
         time.sleep(1)
         assert vm_processes(s.data_dir)
+        yield s, group, name
+    finally:
+        s.stop()
+
+
+def test_sigterm_stops_the_builds_and_records_them(tmp_path: Path, imports: Path) -> None:  # noqa: F811
+    with building_server(tmp_path, imports) as (s, group, name):
         s.stop(signal.SIGTERM)
         assert vm_processes(s.data_dir) == []  # gone when the server has exited, not at the next start
         s.start()
@@ -155,25 +154,15 @@ def test_sigterm_stops_the_builds_and_records_them(tmp_path: Path, imports: Path
         assert "server stopped while this run was in progress" in status.message
         assert "not re-queued" in status.message  # recorded by the stopping server, not by recovery
         assert sorted(p.name for p in (s.data_dir / "runs").iterdir() for p in p.iterdir()) == ["customization.log"]
-    finally:
-        s.stop()
 
 
 def test_sigkilled_server_leaves_no_vm_running(tmp_path: Path, imports: Path) -> None:  # noqa: F811
-    s = start_server(tmp_path, imports)
-    try:
-        add_never_boots(s, imports)
-        client, group, name = run_template(s, never_boots(), wait=False)
-        wait_for_log(s, group, name, "starting QEMU")
-        time.sleep(1)
-        assert vm_processes(s.data_dir)
+    with building_server(tmp_path, imports) as (s, _group, _name):
         s.stop(signal.SIGKILL)
         deadline = time.monotonic() + 5
         while vm_processes(s.data_dir) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert vm_processes(s.data_dir) == []  # tied to the server by the parent-death signal
-    finally:
-        s.stop()
 
 
 @pytest.mark.slow
