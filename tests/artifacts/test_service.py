@@ -33,7 +33,8 @@ def test_versions_latest_and_numbering(artifacts: Artifacts, raw_image: Path) ->
         artifacts.galleries.put_definition(SUB, RG, "gal", "def", {"location": "westus", "properties": {
             "osType": "Linux", "osState": "Generalized", "identifier": {"publisher": "p", "offer": "o", "sku": "s"}}})
     _definition(artifacts)
-    img = artifacts.register_managed_image(raw_image, f"{P}/images/base", location="westus")
+    img = artifacts.register_managed_image(raw_image, f"{P}/images/base", location="westus",
+                                           hyper_v_generation="V2")  # as the definition
     for name, exclude in (("1.0.0", False), ("1.2.0", False), ("3.0.0", True)):
         artifacts.create_gallery_version(f"{P}/galleries/gal/images/def/versions/{name}", location="westus",
                                          source_id=f"{P}/images/base", exclude_from_latest=exclude)
