@@ -187,9 +187,6 @@ def boot(disk: Path, fmt: str, workdir: Path, events: RunEvents, loop: asyncio.A
             if reset_disk is not None:
                 reset_disk()
             continue
-        except BuildError:
-            vm.stop(timeout=0)
-            raise
         except MachineError as e:
             vm.stop(timeout=0)
             raise BuildError(f"The build VM did not become reachable over SSH: {e}. Console tail:\n"
