@@ -64,9 +64,9 @@ def create(name: Annotated[str, typer.Argument(help="Display name.")],
     settings, store = _open(data_dir, database_url)
     try:
         if role:
-            from vmforge.identity.roles import normalize_scope, role_by_name
+            from vmforge.identity.roles import normalize_scope
 
-            role_by_name(role)
+            store.role(role)
             normalize_scope(scope or "/")
         info, secret = store.create_principal(name)
         if role:

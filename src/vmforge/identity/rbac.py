@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vmforge.errors import Forbidden
-from vmforge.identity.roles import Role, covers, role_by_name, subscription_of
+from vmforge.identity.roles import Role, covers, subscription_of
 from vmforge.identity.store import IdentityStore
 
 
@@ -36,7 +36,9 @@ class Authorizer:
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1], hit[2]
         exists = self.store.exists(object_id)
-        grants = tuple(Grant(role_by_name(a.role), a.scope_key) for a in self.store.assignments(object_id))
+        roles = self.store.roles_by_id()
+        grants = tuple(Grant(roles[a.role], a.scope_key) for a in self.store.assignments(object_id)
+                       if a.role in roles)  # an assignment of a deleted custom role grants nothing
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

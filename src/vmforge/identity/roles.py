@@ -43,6 +43,8 @@ class Role:
     description: str
     actions: tuple[str, ...]
     not_actions: tuple[str, ...] = ()
+    custom: bool = False
+    assignable_scopes: tuple[str, ...] = ("/",)
 
     def allows(self, action: str) -> bool:
         return any(_match(p, action) for p in self.actions) and not any(_match(p, action) for p in self.not_actions)
@@ -58,17 +60,26 @@ OPERATOR = Role("Image Builder Operator", "6a6b1b4e-7f3a-4a8e-9c55-0b5d6f1e2a01"
                 "Reads everything and runs or cancels image builds; cannot create, change or delete templates.",
                 ("*/read", TEMPLATE_RUN, TEMPLATE_CANCEL))
 
-BUILTIN_ROLES: dict[str, Role] = {r.name.lower(): r for r in (OWNER, CONTRIBUTOR, READER, OPERATOR)}
+USER_ACCESS_ADMIN = Role("User Access Administrator", "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+                         "Lets you manage user access to Azure resources.",
+                         ("*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"))
+MANAGED_IDENTITY_OPERATOR = Role(
+    "Managed Identity Operator", "f1a07417-d97a-45cb-824c-7a7467783830", "Read and Assign User Assigned Identity",
+    ("Microsoft.ManagedIdentity/userAssignedIdentities/*/read",
+     "Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action", "Microsoft.Authorization/*/read",
+     "Microsoft.Insights/alertRules/*", "Microsoft.Resources/subscriptions/resourceGroups/read",
+     "Microsoft.Resources/deployments/*", "Microsoft.Support/*"))
+MANAGED_IDENTITY_CONTRIBUTOR = Role(
+    "Managed Identity Contributor", "e40ec5ca-96e0-45a2-b4ff-59039f2c2b59",
+    "Create, Read, Update, and Delete User Assigned Identity",
+    ("Microsoft.ManagedIdentity/userAssignedIdentities/read", "Microsoft.ManagedIdentity/userAssignedIdentities/write",
+     "Microsoft.ManagedIdentity/userAssignedIdentities/delete", "Microsoft.Authorization/*/read",
+     "Microsoft.Insights/alertRules/*", "Microsoft.Resources/subscriptions/resourceGroups/read",
+     "Microsoft.Resources/deployments/*", "Microsoft.Support/*"))
 
-
-def role_by_name(name: str) -> Role:
-    """A built-in role by name (case-insensitive) or by its definition id."""
-    key = name.strip().lower()
-    for role in BUILTIN_ROLES.values():
-        if key in (role.name.lower(), role.id):
-            return role
-    known = ", ".join(r.name for r in BUILTIN_ROLES.values())
-    raise BadRequest(f"The role '{name}' does not exist; the roles are: {known}.", code="RoleDefinitionDoesNotExist")
+BUILTIN_ROLES: dict[str, Role] = {r.name.lower(): r for r in (OWNER, CONTRIBUTOR, READER, OPERATOR,
+                                                             USER_ACCESS_ADMIN, MANAGED_IDENTITY_OPERATOR,
+                                                             MANAGED_IDENTITY_CONTRIBUTOR)}
 
 
 @lru_cache(maxsize=256)

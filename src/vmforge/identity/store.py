@@ -11,22 +11,39 @@ from sqlalchemy import delete, select
 
 from vmforge.errors import Conflict, NotFound
 from vmforge.identity import hashing
-from vmforge.identity.roles import Role, normalize_scope, role_by_name
+from vmforge.errors import BadRequest
+from vmforge.identity.roles import BUILTIN_ROLES, Role, covers, normalize_scope
 from vmforge.store.db import Database
 from vmforge.store.identity_models import RoleAssignment, ServicePrincipal
+from vmforge.store.tenancy_models import ManagedIdentity, RoleDefinition
 
 
 @dataclass(frozen=True)
 class Assignment:
     id: str
     principal_id: str
-    role: str
+    role: str  # the role definition id
     scope: str
     scope_key: str
+    principal_type: str = "ServicePrincipal"
+    role_name: str = ""
+    created_by: str | None = None
+    created_at: datetime | None = None
 
     def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "principalId": self.principal_id, "roleDefinitionName": self.role,
-                "scope": self.scope}
+        return {"id": self.id, "principalId": self.principal_id, "roleDefinitionName": self.role_name,
+                "roleDefinitionId": self.role, "scope": self.scope}
+
+
+def custom_role(d: RoleDefinition) -> Role:
+    """A custom role definition row as a ``Role`` (the union of its permission blocks)."""
+    actions: list[str] = []
+    not_actions: list[str] = []
+    for p in d.permissions or []:
+        actions += list(p.get("actions") or [])
+        not_actions += list(p.get("notActions") or [])
+    return Role(d.role_name, d.id, d.description or "", tuple(actions), tuple(not_actions), custom=True,
+                assignable_scopes=tuple(d.assignable_scopes or ()))
 
 
 @dataclass(frozen=True)
@@ -45,8 +62,9 @@ def _info(sp: ServicePrincipal) -> PrincipalInfo:
     return PrincipalInfo(sp.object_id, sp.app_id, sp.display_name, sp.bootstrap)
 
 
-def _assignment(a: RoleAssignment) -> Assignment:
-    return Assignment(a.id, a.principal_id, a.role, a.scope, a.scope_key)
+def _assignment(a: RoleAssignment, name: str = "") -> Assignment:
+    return Assignment(a.id, a.principal_id, a.role, a.scope, a.scope_key, a.principal_type or "ServicePrincipal",
+                      name, a.created_by, a.created_at)
 
 
 class IdentityStore:
@@ -96,8 +114,9 @@ class IdentityStore:
         return _info(rows[0])
 
     def exists(self, object_id: str) -> bool:
+        """Is ``object_id`` a principal of this server: a service principal or a managed identity?"""
         with self.db.read() as s:
-            return s.get(ServicePrincipal, object_id) is not None
+            return s.get(ServicePrincipal, object_id) is not None or s.get(ManagedIdentity, object_id) is not None
 
     def authenticate(self, app_id: str, secret: str) -> PrincipalInfo | None:
         """The principal whose client id is ``app_id`` when ``secret`` is its secret, else None."""
@@ -116,27 +135,76 @@ class IdentityStore:
             s.execute(delete(ServicePrincipal).where(ServicePrincipal.object_id == info.object_id))
         return info
 
+    # ------------------------------------------------------------------ role definitions
+    def role(self, ref: str | Role) -> Role:
+        """A role by its definition id or its name (case-insensitive): built-in or custom. Raises ARM's
+        ``RoleDefinitionDoesNotExist`` (400)."""
+        if isinstance(ref, Role):
+            return ref
+        key = ref.strip().rsplit("/", 1)[-1].lower()
+        for r in BUILTIN_ROLES.values():
+            if key in (r.name.lower(), r.id):
+                return r
+        with self.db.read() as s:
+            d = s.get(RoleDefinition, key) or s.scalars(
+                select(RoleDefinition).where(RoleDefinition.role_name_key == ref.strip().lower())).first()
+            if d is not None:
+                return custom_role(d)
+        known = ", ".join(r.name for r in BUILTIN_ROLES.values())
+        raise BadRequest(f"The role '{ref}' does not exist; the built-in roles are: {known}.",
+                         code="RoleDefinitionDoesNotExist")
+
+    def custom_roles(self) -> list[Role]:
+        with self.db.read() as s:
+            return [custom_role(d) for d in s.scalars(select(RoleDefinition).order_by(RoleDefinition.role_name_key))]
+
+    def roles_by_id(self) -> dict[str, Role]:
+        """Every role, built-in and custom, by definition id."""
+        out = {r.id: r for r in BUILTIN_ROLES.values()}
+        out.update({r.id: r for r in self.custom_roles()})
+        return out
+
     # ------------------------------------------------------------------ role assignments
-    def assign(self, principal_id: str, role: str | Role, scope: str) -> Assignment:
-        """Give ``principal_id`` (an object id) ``role`` over ``scope``; idempotent."""
-        r = role if isinstance(role, Role) else role_by_name(role)
+    def assign(self, principal_id: str, role: str | Role, scope: str, *, principal_type: str = "ServicePrincipal",
+               assignment_id: str | None = None, created_by: str | None = None) -> Assignment:
+        """Give ``principal_id`` (an object id) ``role`` over ``scope``; idempotent. A custom role must list
+        ``scope`` (or a scope above it) among its assignable scopes."""
+        r = self.role(role)
         display, key = normalize_scope(scope)
+        if r.custom and not any(covers(normalize_scope(a)[1], key) for a in r.assignable_scopes):
+            raise BadRequest(f"The role '{r.name}' is not available for assignment at the requested scope "
+                             f"'{display}'.", code="InvalidRoleAssignmentScope")
         with self.db.session() as s:
             row = s.scalars(select(RoleAssignment).where(
-                RoleAssignment.principal_id == principal_id, RoleAssignment.role == r.name,
+                RoleAssignment.principal_id == principal_id, RoleAssignment.role == r.id,
                 RoleAssignment.scope_key == key)).first()
             if row is None:
-                row = RoleAssignment(id=str(uuid.uuid4()), principal_id=principal_id, role=r.name, scope=display,
+                if assignment_id is not None and s.get(RoleAssignment, assignment_id) is not None:
+                    raise Conflict("A role assignment with this id already exists for another principal, role "
+                                   "or scope.", code="RoleAssignmentUpdateNotPermitted")
+                row = RoleAssignment(id=assignment_id or str(uuid.uuid4()), principal_id=principal_id, role=r.id,
+                                     principal_type=principal_type, created_by=created_by, scope=display,
                                      scope_key=key, created_at=datetime.now(timezone.utc))
                 s.add(row)
-            return _assignment(row)
+            elif assignment_id is not None and row.id != assignment_id:
+                raise Conflict("The role assignment already exists.", code="RoleAssignmentExists")
+            return _assignment(row, r.name)
 
     def assignments(self, principal_id: str | None = None) -> list[Assignment]:
+        names = {rid: r.name for rid, r in self.roles_by_id().items()}
         with self.db.read() as s:
             q = select(RoleAssignment).order_by(RoleAssignment.created_at)
             if principal_id is not None:
                 q = q.where(RoleAssignment.principal_id == principal_id)
-            return [_assignment(a) for a in s.scalars(q)]
+            return [_assignment(a, names.get(a.role, a.role)) for a in s.scalars(q)]
+
+    def assignment(self, assignment_id: str) -> Assignment | None:
+        with self.db.read() as s:
+            a = s.get(RoleAssignment, assignment_id)
+        if a is None:
+            return None
+        role = self.roles_by_id().get(a.role)
+        return _assignment(a, role.name if role else a.role)
 
     def remove(self, *, assignment_id: str | None = None, principal_id: str | None = None,
                role: str | None = None, scope: str | None = None) -> int:
@@ -147,7 +215,7 @@ class IdentityStore:
         elif principal_id:
             q = q.where(RoleAssignment.principal_id == principal_id)
             if role:
-                q = q.where(RoleAssignment.role == role_by_name(role).name)
+                q = q.where(RoleAssignment.role == self.role(role).id)
             if scope:
                 q = q.where(RoleAssignment.scope_key == normalize_scope(scope)[1])
         else:

@@ -30,7 +30,7 @@ class ServicePrincipal(Base):
 
 
 class RoleAssignment(Base):
-    """``principal_id`` holds ``role`` over ``scope`` (``/``, ``/subscriptions/{id}`` or a resource group)."""
+    """``principal_id`` holds the role ``role`` (a role definition id) over ``scope`` (``/``, ``/subscriptions/{id}`` or a resource group)."""
 
     __tablename__ = "role_assignments"
     __table_args__ = (
@@ -40,7 +40,10 @@ class RoleAssignment(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     principal_id: Mapped[str] = mapped_column(String(64))
+    # the role definition's id: a built-in role's (vmforge.identity.roles) or a custom one's (role_definitions)
     role: Mapped[str] = mapped_column(String(64))
+    principal_type: Mapped[str] = mapped_column(String(32), default="ServicePrincipal")
+    created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     scope: Mapped[str] = mapped_column(String(600))
     # lower-cased scope, without a trailing slash (ARM matches scopes case-insensitively)
     scope_key: Mapped[str] = mapped_column(String(600))
