@@ -11,13 +11,15 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 _KEYS = {w.lower(): w for w in ("subscriptions", "resourceGroups", "providers", "tenants", "locations")}
-_NAMESPACES = {w.lower(): w for w in ("Microsoft.VirtualMachineImages", "Microsoft.Compute", "Microsoft.Resources")}
+_NAMESPACES = {w.lower(): w for w in ("Microsoft.VirtualMachineImages", "Microsoft.Compute", "Microsoft.Resources",
+                                       "Microsoft.ManagedIdentity", "Microsoft.Authorization")}
 _TYPES = {
     w.lower(): w
     for w in (
         "imageTemplates", "runOutputs", "triggers", "run", "cancel", "operations", "operationResults", "locations",
         "images", "galleries", "versions", "logs", "log", "runs",
         "publishers", "artifacttypes", "offers", "skus",
+        "userAssignedIdentities", "roleDefinitions", "roleAssignments",
     )
 }
 
@@ -56,6 +58,12 @@ def canonical_path(path: str) -> str:
     type_pos = True
     while i < n:
         seg = parts[i]
+        if seg.lower() == "providers" and type_pos and i + 1 < n:
+            # An extension resource below a resource (a role assignment at an image's scope): its own
+            # provider namespace, then type / name again.
+            out += ["providers", _NAMESPACES.get(parts[i + 1].lower(), parts[i + 1])]
+            i += 2
+            continue
         if type_pos:
             out.append(_TYPES.get(seg.lower(), seg))
         else:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import delete, select
 
-from vmforge.errors import Conflict, NotFound
+from vmforge.errors import BadRequest, Conflict, NotFound
 from vmforge.identity import hashing
-from vmforge.errors import BadRequest
 from vmforge.identity.roles import BUILTIN_ROLES, Role, covers, normalize_scope
 from vmforge.store.db import Database
 from vmforge.store.identity_models import RoleAssignment, ServicePrincipal
@@ -222,3 +222,103 @@ class IdentityStore:
             raise ValueError("give an assignment id or a principal")
         with self.db.session() as s:
             return s.execute(q).rowcount or 0
+
+
+# ---------------------------------------------------------------------- custom role definitions
+def _check_actions(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(a, str) and a.strip() for a in value):
+        raise BadRequest(f"'{where}' must be a list of action strings.", code="InvalidRoleDefinition",
+                         target=where)
+    return [a.strip() for a in value]
+
+
+def _check_definition(props: Any) -> tuple[str, str, list[dict[str, list[str]]], list[str]]:
+    """``(roleName, description, permissions, assignableScopes)`` of a roleDefinitions PUT body, validated."""
+    if not isinstance(props, dict):
+        raise BadRequest("The role definition has no 'properties'.", code="InvalidRoleDefinition",
+                         target="properties")
+    name = props.get("roleName")
+    if not isinstance(name, str) or not name.strip() or len(name) > 256:
+        raise BadRequest("'roleName' is required (1-256 characters).", code="InvalidRoleDefinition",
+                         target="properties.roleName")
+    desc = props.get("description") or ""
+    if not isinstance(desc, str):
+        raise BadRequest("'description' must be a string.", code="InvalidRoleDefinition",
+                         target="properties.description")
+    kind = props.get("type", "CustomRole")
+    if kind not in (None, "CustomRole", "customrole"):
+        raise BadRequest("Only custom roles can be created ('type': 'CustomRole').", code="InvalidRoleDefinition",
+                         target="properties.type")
+    perms_in = props.get("permissions")
+    if not isinstance(perms_in, list) or not perms_in:
+        raise BadRequest("'permissions' must be a non-empty list.", code="InvalidRoleDefinition",
+                         target="properties.permissions")
+    perms: list[dict[str, list[str]]] = []
+    for i, p in enumerate(perms_in):
+        if not isinstance(p, dict):
+            raise BadRequest("A permission must be an object.", code="InvalidRoleDefinition",
+                             target=f"properties.permissions[{i}]")
+        perms.append({k: _check_actions(p.get(k), f"properties.permissions[{i}].{k}")
+                      for k in ("actions", "notActions", "dataActions", "notDataActions")})
+    if not any(p["actions"] or p["dataActions"] for p in perms):
+        raise BadRequest("A role definition must allow at least one action.", code="InvalidRoleDefinition",
+                         target="properties.permissions")
+    scopes = props.get("assignableScopes")
+    if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
+        raise BadRequest("'assignableScopes' must list at least one scope.", code="InvalidRoleDefinition",
+                         target="properties.assignableScopes")
+    return name.strip(), desc, perms, [normalize_scope(s)[0] for s in scopes]
+
+
+def put_definition(db: Database, role_id: str, props: Any, created_by: str | None) -> tuple[RoleDefinition, bool]:
+    """Create or replace the custom role ``role_id`` (a GUID); a second role of the same name is a 409."""
+    try:
+        role_id = str(uuid.UUID(role_id))
+    except ValueError:
+        raise BadRequest(f"The role definition id '{role_id}' is not a valid GUID.",
+                         code="InvalidRoleDefinitionId") from None
+    if role_id in {r.id for r in BUILTIN_ROLES.values()}:
+        raise Conflict("Built-in roles cannot be changed.", code="RoleDefinitionBuiltIn")
+    name, desc, perms, scopes = _check_definition(props)
+    now = datetime.now(timezone.utc)
+    with db.session() as s:
+        clash = s.scalars(select(RoleDefinition).where(RoleDefinition.role_name_key == name.lower(),
+                                                       RoleDefinition.id != role_id)).first()
+        if clash is not None or name.lower() in BUILTIN_ROLES:
+            raise Conflict(f"A role definition named '{name}' already exists.",
+                           code="RoleDefinitionWithSameNameExists")
+        row = s.get(RoleDefinition, role_id)
+        created = row is None
+        if row is None:
+            row = RoleDefinition(id=role_id, created_by=created_by, created_at=now)
+            s.add(row)
+        row.role_name, row.role_name_key, row.description = name, name.lower(), desc
+        row.permissions, row.assignable_scopes, row.updated_at = perms, scopes, now
+        s.flush()
+        return row, created
+
+
+def get_definition(db: Database, role_id: str) -> RoleDefinition | None:
+    with db.read() as s:
+        return s.get(RoleDefinition, role_id.lower())
+
+
+def list_definitions(db: Database) -> list[RoleDefinition]:
+    with db.read() as s:
+        return list(s.scalars(select(RoleDefinition).order_by(RoleDefinition.role_name_key)))
+
+
+def delete_definition(db: Database, role_id: str) -> RoleDefinition | None:
+    """Delete a custom role; refused (409 ``RoleDefinitionHasAssignments``) while an assignment uses it."""
+    with db.session() as s:
+        row = s.get(RoleDefinition, role_id.lower())
+        if row is None:
+            return None
+        used = s.scalars(select(RoleAssignment.id).where(RoleAssignment.role == row.id).limit(1)).first()
+        if used is not None:
+            raise Conflict(f"The role definition '{row.role_name}' cannot be deleted: role assignments use it.",
+                           code="RoleDefinitionHasAssignments")
+        s.delete(row)
+        return row
