@@ -8,8 +8,9 @@ download module of vmforge (the build engine's fetches and the artifact store's 
   connection goes to the checked address (the request carries the original ``Host`` and TLS SNI, and the
   certificate is verified against the host name): no second resolution, so no DNS-rebinding window;
 - loopback, link-local (169.254.0.0/16, the cloud metadata address included), private (RFC 1918, CGNAT
-  100.64.0.0/10, IPv6 ULA fc00::/7), unspecified, multicast and reserved addresses are refused unless an
-  operator CIDR in ``policy.allow_cidrs`` contains them (``vmforge serve --allow-fetch-from CIDR``);
+  100.64.0.0/10, IPv6 ULA fc00::/7), unspecified, multicast and reserved addresses, and IPv6 addresses that
+  carry one of those (mapped, compatible, 6to4, NAT64, Teredo, ISATAP: ``vmforge.netpolicy``) are refused
+  unless an operator CIDR in ``policy.allow_cidrs`` contains them (``vmforge serve --allow-fetch-from CIDR``);
 - redirects are followed by hand (at most 5), each target checked again;
 - the size (``max_bytes``) and the whole download's time (``timeout``) are bounded;
 - the body streams to a temporary file beside ``dest``; the sha256 (if given, any case) is checked *before*
@@ -36,6 +37,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from vmforge.errors import ArmError
+from vmforge.netpolicy import refusal_reason
 
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -43,7 +45,6 @@ IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 GiB = 1024**3
 MAX_REDIRECTS = 5
 _CHUNK = 1 << 20
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
 class FetchError(ArmError):
@@ -102,32 +103,11 @@ def check_sha256(actual: str, expected: str | None, url: str, *, target: str | N
                                f"{expected.strip().lower()}.", target=target)
 
 
-def _reason(ip: IPAddress) -> str | None:
-    """Why ``ip`` is refused by default, or None when it is a public unicast address."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return _reason(ip.ipv4_mapped)
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address (cloud metadata services live here)"
-    if ip.is_unspecified:
-        return "the unspecified address"
-    if ip.is_multicast:
-        return "a multicast address"
-    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
-        return "a shared (CGNAT) address"
-    if ip.is_private:
-        return "a private address"
-    if ip.is_reserved or not ip.is_global:
-        return "a reserved address"
-    return None
-
-
 def check_address(ip: IPAddress, policy: FetchPolicy, url: str) -> None:
     """Raise ``FetchRefused`` unless ``ip`` may be contacted under ``policy``."""
     if any(ip in net for net in policy.allow_cidrs if net.version == ip.version):
         return
-    reason = _reason(ip)
+    reason = refusal_reason(ip)
     if reason:
         raise FetchRefused(f"Refusing to fetch '{safe_url(url)}': it resolves to {ip}, {reason}. An operator "
                            "can allow it with `vmforge serve --allow-fetch-from CIDR`.")
