@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     # The defaults are generous so that benchmarks are not throttled; set ARM's values to behave like ARM.
     rate_limit_reads: int = Field(default=1_000_000, ge=0)
     rate_limit_writes: int = Field(default=100_000, ge=0)
+    # The token endpoint (vmforge.identity.ratelimit.TokenThrottle), each per ``token_throttle_window`` seconds:
+    # failed sign-ins per (client id, source address) and per source address, and all requests per address.
+    token_failures_per_client: int = Field(default=10, ge=0)
+    token_failures_per_address: int = Field(default=60, ge=0)
+    token_requests_per_address: int = Field(default=1200, ge=0)
+    token_throttle_window: float = Field(default=300.0, gt=0)
     # The subscription listed at login (GET /subscriptions) for a principal with a role at the root scope.
     subscription_id: str = "00000000-0000-0000-0000-00000000f0f0"
     # The location reported for resource groups (GET /subscriptions/{id}/resourcegroups/{name}).

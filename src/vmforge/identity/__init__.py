@@ -1,6 +1,6 @@
 """vmforge's identity provider: service principals with client secrets, an OAuth2 token endpoint issuing RS256
 JWTs (as Entra ID does for ARM), verification of those and of an external issuer's tokens, role-based access
-control and per-principal throttling.
+control, per-principal throttling and the token endpoint's throttle.
 
 Entry points:
 
@@ -14,12 +14,12 @@ Entry points:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vmforge.identity.keys import SigningKey, ensure_key, identity_dir, load_key, write_private
-from vmforge.identity.ratelimit import RateLimiter
+from vmforge.identity.ratelimit import RateLimiter, TokenThrottle
 from vmforge.identity.rbac import Authorizer
 from vmforge.identity.roles import OWNER
 from vmforge.identity.store import IdentityStore
@@ -61,6 +61,7 @@ class IdentityRuntime:
     verifier: TokenVerifier
     authorizer: Authorizer
     limiter: RateLimiter
+    token_throttle: TokenThrottle = field(default_factory=TokenThrottle)
 
 
 def _write_admin(data_dir: Path, creds: dict[str, Any]) -> None:
@@ -104,4 +105,8 @@ def bootstrap(settings: Any, db: Any) -> IdentityRuntime:
                                   tuple(settings.external_audience or ARM_AUDIENCES))
     return IdentityRuntime(store=store, issuer=issuer, verifier=TokenVerifier(issuer, external),
                            authorizer=Authorizer(store),
-                           limiter=RateLimiter(settings.rate_limit_reads, settings.rate_limit_writes))
+                           limiter=RateLimiter(settings.rate_limit_reads, settings.rate_limit_writes),
+                           token_throttle=TokenThrottle(settings.token_failures_per_client,
+                                                        settings.token_failures_per_address,
+                                                        settings.token_requests_per_address,
+                                                        settings.token_throttle_window))

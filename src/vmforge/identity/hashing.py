@@ -21,6 +21,11 @@ def hash_secret(secret: str) -> str:
     return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
 
 
+# What an unknown client id's secret is checked against, so that it costs what a known id's does: the same
+# scrypt parameters and lengths as ``hash_secret``, made once (random bytes: no secret hashes to it).
+DUMMY_HASH = f"scrypt${_N}${_R}${_P}${_b64(secrets.token_bytes(16))}${_b64(secrets.token_bytes(32))}"
+
+
 def verify_secret(secret: str, stored: str) -> bool:
     """True when ``secret`` hashes to ``stored`` (constant-time comparison)."""
     try:

@@ -119,13 +119,14 @@ class IdentityStore:
             return s.get(ServicePrincipal, object_id) is not None or s.get(ManagedIdentity, object_id) is not None
 
     def authenticate(self, app_id: str, secret: str) -> PrincipalInfo | None:
-        """The principal whose client id is ``app_id`` when ``secret`` is its secret, else None."""
+        """The principal whose client id is ``app_id`` when ``secret`` is its secret, else None.
+
+        An unknown id costs what a known id with a wrong secret does (one lookup, one scrypt with the same
+        parameters), so the answer's timing does not tell which client ids exist."""
         with self.db.read() as s:
             sp = s.scalars(select(ServicePrincipal).where(ServicePrincipal.app_id == app_id)).first()
-        if sp is None:
-            hashing.verify_secret(secret, hashing.hash_secret("x"))  # same cost for unknown ids
-            return None
-        return _info(sp) if hashing.verify_secret(secret, sp.secret_hash) else None
+        ok = hashing.verify_secret(secret, sp.secret_hash if sp is not None else hashing.DUMMY_HASH)
+        return _info(sp) if ok and sp is not None else None
 
     def delete_principal(self, ref: str) -> PrincipalInfo:
         """Delete a principal and its role assignments (its tokens stop working within a second)."""

@@ -8,6 +8,8 @@ CLI) logs in against vmforge:
   takes the v1 ``resource`` field instead.
 
 Errors use OAuth2's shape ``{"error", "error_description", "error_codes", "timestamp", "trace_id"}``.
+Failed sign-ins and floods are throttled (429 ``temporarily_unavailable`` with ``Retry-After``) per client id
+and source address and per address: see :class:`vmforge.identity.ratelimit.TokenThrottle`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from vmforge.identity import IdentityRuntime
+from vmforge.identity.ratelimit import Throttled
 from vmforge.identity.tokens import ARM_AUDIENCES, audience_for
 
 router = APIRouter()
@@ -38,12 +41,22 @@ def _tenant_ok(request: Request, tenant: str) -> bool:
     return tenant.lower() in (request.app.state.settings.tenant_id.lower(), "organizations")
 
 
-def _oauth_error(status: int, error: str, code: int, description: str) -> JSONResponse:
+def _oauth_error(status: int, error: str, code: int, description: str,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
     return JSONResponse({"error": error, "error_description": f"AADSTS{code}: {description}",
                          "error_codes": [code], "timestamp": now, "trace_id": str(uuid.uuid4()),
                          "correlation_id": str(uuid.uuid4())}, status_code=status,
-                        headers={"Cache-Control": "no-store"})
+                        headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def _throttled(e: Throttled) -> JSONResponse:
+    if e.reason == "failures":
+        code, text = 50053, "Too many failed sign-ins for this application from this address."
+    else:
+        code, text = 90055, "Too many token requests from this address."
+    return _oauth_error(429, "temporarily_unavailable", code, f"{text} Retry after {e.retry_after} seconds.",
+                        headers={"Retry-After": str(e.retry_after)})
 
 
 def _tenant_not_found(tenant: str) -> JSONResponse:
@@ -143,7 +156,14 @@ async def _token(request: Request, tenant: str, v2: bool) -> JSONResponse:
                             f"The provided value '{wanted}' is not valid. Request a token for "
                             f"'{ARM_AUDIENCES[1]}/.default' or '{ARM_AUDIENCES[0]}.default'.")
     rt = _runtime(request)
+    address = request.client.host if request.client else ""
+    try:
+        rt.token_throttle.admit(client_id, address)  # before the secret is checked: no oracle when throttled
+    except Throttled as e:
+        return _throttled(e)
     sp = await run_in_threadpool(rt.store.authenticate, client_id, secret)
+    if sp is not None:
+        rt.token_throttle.succeeded(client_id, address)
     if sp is None:
         return _oauth_error(401, "invalid_client", 7000215,
                             f"Invalid client secret provided, or no application '{client_id}' in tenant "
