@@ -13,7 +13,7 @@ def _kw(srv: Server) -> dict[str, Any]:
 
 
 def resource_client(srv: Server, subscription: str = SUBSCRIPTION, credential: Any = None):  # noqa: ANN201
-    from azure.mgmt.resource import ResourceManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
 
     return ResourceManagementClient(credential or StaticToken(srv.token), subscription, **_kw(srv))
 

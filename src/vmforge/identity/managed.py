@@ -142,3 +142,46 @@ def require(db: Database, resource_id: str) -> Identity:
     if ident is None:
         raise NotFound(f"The user-assigned identity '{resource_id}' does not exist.", code="ResourceNotFound")
     return ident
+
+
+ASSIGN_ACTION = "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"
+
+
+def template_identities(canonical: dict[str, Any]) -> list[tuple[str, tuple[str | int, ...]]]:
+    """The identities a (validated) template names, each with the JSON path that names it: the template's own
+    (``identity.userAssignedIdentities``) and the build VM's (``properties.vmProfile.userAssignedIdentities``)."""
+    out: list[tuple[str, tuple[str | int, ...]]] = []
+    for rid in ((canonical.get("identity") or {}).get("userAssignedIdentities") or {}):
+        out.append((rid, ("identity", "userAssignedIdentities", rid)))
+    vm = ((canonical.get("properties") or {}).get("vmProfile") or {})
+    for i, rid in enumerate(vm.get("userAssignedIdentities") or []):
+        out.append((rid, ("properties", "vmProfile", "userAssignedIdentities", i)))
+    return out
+
+
+def check_linked(db: Database, authorizer: Any, principal: Any, action: str, scope: str,
+                 canonical: dict[str, Any]) -> None:
+    """ARM's linked-access check of a template PUT/PATCH: the caller holds ``.../assign/action`` on every identity
+    the template names (403 ``LinkedAuthorizationFailed`` naming it — whether or not it exists, so that the answer
+    tells nothing about another tenant's resources), and each one exists. Records each identity's principal and
+    client ids in ``canonical`` (the template reports them read-only)."""
+    from vmforge.errors import ErrorDetail, Forbidden
+    from vmforge.wire.errors import fmt_path
+
+    for rid, path in template_identities(canonical):
+        if not authorizer.allowed(principal.object_id, ASSIGN_ACTION, rid):
+            raise Forbidden(
+                f"The client '{principal.client}' with object id '{principal.object_id}' has permission to perform "
+                f"action '{action}' on scope '{scope}'; however, it does not have permission to perform action(s) "
+                f"'{ASSIGN_ACTION}' on the linked scope(s) '{rid}' (respectively) or the linked scope(s) are "
+                "invalid.", code="LinkedAuthorizationFailed")
+        ident = by_id(db, rid)
+        if ident is None:
+            target = fmt_path(path)
+            raise ArmError(f"The user-assigned identity '{rid}' was not found.", code="FailedIdentityOperation",
+                           status=400, target=target,
+                           details=[ErrorDetail("FailedIdentityOperation", f"Identity '{rid}' does not exist.",
+                                                target)])
+        if path[0] == "identity":
+            canonical["identity"]["userAssignedIdentities"][rid] = {"principalId": ident.principal_id,
+                                                                    "clientId": ident.client_id}

@@ -28,6 +28,8 @@ TRIGGER_DELETE = "Microsoft.VirtualMachineImages/imageTemplates/triggers/delete"
 OPERATION_READ = "Microsoft.VirtualMachineImages/locations/operations/read"
 SUBSCRIPTION_READ = "Microsoft.Resources/subscriptions/read"
 RESOURCE_GROUP_READ = "Microsoft.Resources/subscriptions/resourceGroups/read"
+RESOURCE_GROUP_WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write"
+RESOURCE_GROUP_DELETE = "Microsoft.Resources/subscriptions/resourceGroups/delete"
 LOCATIONS_READ = "Microsoft.Resources/subscriptions/locations/read"
 
 
@@ -115,3 +117,19 @@ def subscription_of(scope_key: str) -> str | None:
     """The subscription id a (lower-cased) scope lies in, or None for the root scope."""
     parts = scope_key.strip("/").split("/")
     return parts[1] if len(parts) >= 2 and parts[0] == "subscriptions" else None
+
+
+def resource_action(resource_id: str, verb: str) -> str | None:
+    """The RBAC action of ``verb`` on the resource an id names: ``.../providers/Microsoft.Compute/galleries/g/images/
+    d/versions/1.0.0`` + ``read`` → ``Microsoft.Compute/galleries/images/versions/read``; None for an id that names
+    no provider resource."""
+    parts = resource_id.strip("/").split("/")
+    low = [p.lower() for p in parts]
+    if "providers" not in low:
+        return None
+    i = len(low) - 1 - low[::-1].index("providers")
+    rest = parts[i + 1:]
+    if len(rest) < 3:
+        return None
+    types = rest[1::2]
+    return "/".join([rest[0], *types, verb])

@@ -52,6 +52,13 @@ class Context:
     guest: Any = None  # vmforge.runner.guest.Guest of the VM the current phase works in
     state: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # runOutputName → artifact id / uri
+    # (verb, resource id, what) → None or BuildError: may the template's identity do this? Set by the executor
+    # (vmforge.runner.access.RunAccess.check); step unit tests that build a Context by hand leave it unset.
+    authorize: Callable[[str, str, str], None] | None = None
+
+    def require(self, verb: str, resource_id: str, what: str) -> None:
+        if self.authorize is not None:
+            self.authorize(verb, resource_id, what)
 
     def check(self) -> None:
         if self.cancel_requested():

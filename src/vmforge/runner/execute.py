@@ -20,6 +20,7 @@ from typing import Any
 from vmforge.disk import qemuimg
 from vmforge.errors import ArmError
 from vmforge.machine import accel
+from vmforge.runner.access import RunAccess
 from vmforge.runner.build import distribution, plan
 from vmforge.events import RunEvents
 from vmforge.kinds.base import BuildError, Canceled, Context, TimedOut, assign_ids, cleanup_all, execute
@@ -155,6 +156,8 @@ class Executor:
             fetch=self._fetcher(work),
             artifacts=self.artifacts, deadline=time.monotonic() + timeout_min * 60,
         )
+        access = RunAccess(self.runs.db, info.get("identity"), info.get("writer"), info.get("writer_name"))
+        ctx.authorize = access.check
         ctx.state["loop"] = loop
         ctx.state["accelerator"] = self.accelerator
         self._active[run_id] = ctx
@@ -166,6 +169,14 @@ class Executor:
         try:
             events.telemetry(f"vmforge run {run_id} of image template '{name}' (timeout {timeout_min} min)")
             self.runs.transition(run_id, RunState.RUNNING, RunSubState.BUILDING)
+            events.line(f"acting as {access.describe()}", "source")
+            source_refused, targets_refused = access.preflight(props)
+            every_target = bool(targets_refused) and len(targets_refused) == len(props.get("distribute") or [])
+            refusal = source_refused or ("; ".join(targets_refused) if every_target else None)
+            if refusal:
+                events.line(refusal, "source")
+                self._finish(run_id, RunState.FAILED, refusal, "AuthorizationFailed", events=events)
+                return
             try:
                 resolved = self.artifacts.resolve_source(props["source"])
             except ArmError as e:

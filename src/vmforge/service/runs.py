@@ -192,7 +192,9 @@ class RunService:
             t = s.get(Template, run.template_id) if run else None
             if t is None:
                 raise NotFound(f"run {run_id} or its template not found")
-            return {"properties": t.properties, "name": t.name, "location": t.location}
+            return {"properties": t.properties, "name": t.name, "location": t.location, "identity": t.identity,
+                    "subscription": t.subscription_id, "group": t.resource_group, "writer": t.writer_object_id,
+                    "writer_name": t.modified_by}
 
     def set_log_path(self, run_id: int, path: str) -> None:
         with self.db.session() as s:

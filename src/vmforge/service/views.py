@@ -37,8 +37,12 @@ def _identity(identity: dict[str, Any] | None) -> dict[str, Any] | None:
     uais = identity.get("userAssignedIdentities")
     if uais:
         rendered = {}
-        for rid in uais:
+        for rid, known in uais.items():
+            # The ids recorded at PUT (the identity's own); a template stored before identities were resources
+            # reports the stable ids derived from the resource id.
             principal, client = identity_ids(rid)
+            if isinstance(known, dict) and known.get("principalId"):
+                principal, client = known["principalId"], known.get("clientId") or client
             rendered[rid] = {"principalId": principal, "clientId": client}
         out["userAssignedIdentities"] = rendered
     return out

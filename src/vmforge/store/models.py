@@ -64,6 +64,9 @@ class Template(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     modified_by: Mapped[str] = mapped_column(String(200))
+    # The object id of the principal who last wrote the template: a template without an identity builds with
+    # that principal's rights (vmforge.runner.access).
+    writer_object_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Snapshot of the newest run's status (ImageTemplateLastRunStatus), written with every run transition.
     last_run_status: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -15,9 +15,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from vmforge.api.body import read_json
-from vmforge.api.deps import require
+from vmforge.api.deps import PrincipalDep, authenticate, require
 from vmforge.auth import Principal
-from vmforge.identity.roles import compute as _act
+from vmforge.identity.roles import compute as _act, resource_action
 from vmforge.artifacts import Artifacts
 from vmforge.artifacts import render as R
 from vmforge.artifacts.errors import InvalidParameter
@@ -71,9 +71,54 @@ VersionRead = Annotated[Principal, require(_act("galleries/images/versions", "re
 VersionWrite = Annotated[Principal, require(_act("galleries/images/versions", "write"))]
 VersionDelete = Annotated[Principal, require(_act("galleries/images/versions", "delete"))]
 ComputeOperationRead = Annotated[Principal, require(_act("locations/operations", "read"), within=True)]
-PlatformRead = Annotated[Principal, require(_act("locations/publishers/artifacttypes/offers/skus/versions", "read"))]
-PlatformWrite = Annotated[Principal, require(_act("locations/publishers/artifacttypes/offers/skus/versions",
-                                                  "write"))]
+# Platform images are the publisher's catalog, one for every subscription: reading it needs only a token, and
+# registering into it (or removing from it) needs the action at the root scope '/' (the server's admins).
+PLATFORM_ACTION = _act("locations/publishers/artifacttypes/offers/skus/versions", "write")
+PlatformRead = PrincipalDep
+
+
+async def _platform_publisher(request: Request) -> Principal:
+    principal = authenticate(request)
+    request.app.state.identity.authorizer.check(principal.object_id, principal.client, PLATFORM_ACTION, "/")
+    return principal
+
+
+PlatformWrite = Annotated[Principal, Depends(_platform_publisher)]
+
+
+# The Compute APIs' own references (an image's disk or snapshot, a gallery version's source) are read by the
+# caller: it must hold the read action on each (403 LinkedAuthorizationFailed otherwise), in any subscription.
+_IMAGE_REFS = (("properties", "storageProfile", "osDisk", "managedDisk", "id"),
+               ("properties", "storageProfile", "osDisk", "snapshot", "id"),
+               ("properties", "sourceVirtualMachine", "id"))
+_VERSION_REFS = (("properties", "storageProfile", "source", "id"),
+                 ("properties", "storageProfile", "osDiskImage", "source", "id"))
+
+
+def _dig(body: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(body, dict):
+            return None
+        body = body.get(key)
+    return body
+
+
+def _check_refs(request: Request, principal: Principal, body: Any, refs: tuple[tuple[str, ...], ...],
+                action: str) -> None:
+    authorizer = request.app.state.identity.authorizer
+    for path in refs:
+        ref = _dig(body, path)
+        if not isinstance(ref, str) or not ref.startswith("/"):
+            continue
+        needed = resource_action(ref, "read")
+        if needed is None:
+            continue
+        if not authorizer.allowed(principal.object_id, needed, ref):
+            raise ArmError(
+                f"The client '{principal.client}' with object id '{principal.object_id}' has permission to perform "
+                f"action '{action}' on scope '{request.url.path}'; however, it does not have permission to perform "
+                f"action(s) '{needed}' on the linked scope(s) '{ref}' (respectively) or the linked scope(s) are "
+                "invalid.", code="LinkedAuthorizationFailed", status=403, target=".".join(path))
 
 
 def _version_dep(allowed: tuple[str, ...]):  # noqa: ANN202
@@ -134,6 +179,7 @@ async def _sizes(arts: Artifacts, digests: list[str]) -> dict[str, int]:
 async def put_image(request: Request, subscriptionId: str, resourceGroupName: str, imageName: str,
                     _p: ImageWrite, v: ComputeApi, arts: ArtifactsDep) -> JSONResponse:
     body = await _body(request)
+    _check_refs(request, _p, body, _IMAGE_REFS, _act("images", "write"))
     row, created, op = await run_in_threadpool(arts.images.put, subscriptionId, resourceGroupName, imageName, body)
     sizes = await _sizes(arts, [row.blob_digest])
     return _put(request, R.image(row, sizes[row.blob_digest]), created, op, v)
@@ -250,6 +296,7 @@ async def put_version(request: Request, subscriptionId: str, resourceGroupName: 
                       galleryImageName: str, galleryImageVersionName: str, _p: VersionWrite, v: GalleryApi,
                       arts: ArtifactsDep) -> JSONResponse:
     body = await _body(request)
+    _check_refs(request, _p, body, _VERSION_REFS, _act("galleries/images/versions", "write"))
     row, created, op = await run_in_threadpool(arts.versions.put, subscriptionId, resourceGroupName, galleryName,
                                                galleryImageName, galleryImageVersionName, body)
     _, regions = await run_in_threadpool(arts.versions.get, subscriptionId, resourceGroupName, galleryName,

@@ -17,7 +17,7 @@ from vmforge.api import render
 from vmforge.api.body import read_json
 from vmforge.api.deps import ApiVersionDep, ServicesDep, require
 from vmforge.auth import Principal
-from vmforge.identity import roles
+from vmforge.identity import managed, roles
 from vmforge.service.ids import TemplatePath
 
 router = APIRouter()
@@ -56,13 +56,24 @@ def _next_link(request: Request, token: str | None) -> str | None:
     return _base(request) + request.url.path + "?" + urlencode(q)
 
 
+def _linked(request: Request, principal: Principal, action: str, path: TemplatePath):  # noqa: ANN202
+    """ARM's linked-access check of the identities a template names, bound to this caller."""
+    db, authorizer = request.app.state.services.db, request.app.state.identity.authorizer
+
+    def check(canonical: dict) -> None:
+        managed.check_linked(db, authorizer, principal, action, path.resource_id(), canonical)
+
+    return check
+
+
 @router.put(TPL)
 async def put_template(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str,
                        principal: TemplateWrite, api_version: ApiVersionDep, svc: ServicesDep,
                        background: BackgroundTasks) -> JSONResponse:
     body = await read_json(request, request.app.state.settings.max_body_bytes)
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
-    t, created, op = await run_in_threadpool(svc.templates.put, path, body, api_version, principal)
+    t, created, op = await run_in_threadpool(svc.templates.put, path, body, api_version, principal,
+                                             _linked(request, principal, roles.TEMPLATE_WRITE, path))
     if op.status == "InProgress":
         background.add_task(svc.finish, op.id)
     headers = render.lro_headers(_base(request), op, api_version, _retry(request))
@@ -87,7 +98,8 @@ async def patch_template(request: Request, subscriptionId: str, resourceGroupNam
                          background: BackgroundTasks) -> JSONResponse:
     body = await read_json(request, request.app.state.settings.max_body_bytes)
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
-    t, op = await run_in_threadpool(svc.templates.patch, path, body, api_version, principal)
+    t, op = await run_in_threadpool(svc.templates.patch, path, body, api_version, principal,
+                                    _linked(request, principal, roles.TEMPLATE_WRITE, path))
     background.add_task(svc.finish, op.id)
     headers = render.lro_headers(_base(request), op, api_version, _retry(request), location=True)
     return RawJSON(render.view(t, api_version), status_code=202, headers=headers)

@@ -12,6 +12,7 @@ class ManagedImageStep(Step):
 
     def run(self, ctx: Context) -> None:
         o = self.options
+        ctx.require("write", o["imageId"], f"ManagedImage \"{o['runOutputName']}\"")
         ctx.artifacts.register_managed_image(
             ctx.state["image_path"], o["imageId"], location=o["location"], os_type=ctx.os_type,
             os_state="Generalized", hyper_v_generation=ctx.state.get("hyper_v_generation", "V1"),

@@ -32,6 +32,7 @@ class SharedImageStep(Step):
         else:
             version = ctx.artifacts.next_version(definition, o.get("versioning"), ctx.state.get("source_version"))
             version_id = f"{definition}/versions/{version}"
+        ctx.require("write", version_id, f"SharedImage \"{o['runOutputName']}\"")
         regions, location = target_regions(o, ctx.template_location)
         ctx.artifacts.create_gallery_version(
             version_id, location=location, source_id=ctx.state.get("source_id") or version_id,

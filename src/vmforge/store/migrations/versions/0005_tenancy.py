@@ -75,6 +75,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("principal_type", sa.String(length=32), nullable=False,
                                       server_default="ServicePrincipal"))
         batch_op.add_column(sa.Column("created_by", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("templates") as batch_op:
+        batch_op.add_column(sa.Column("writer_object_id", sa.String(length=64), nullable=True))
     conn = op.get_bind()
     for name, rid in _BUILTIN.items():
         conn.execute(sa.text("UPDATE role_assignments SET role = :rid WHERE lower(role) = :name"),
@@ -101,6 +103,8 @@ def downgrade() -> None:
         conn.execute(sa.text("UPDATE role_assignments SET role = :name WHERE role = :rid"),
                      {"rid": rid, "name": name.title() if name != "image builder operator" else
                       "Image Builder Operator"})
+    with op.batch_alter_table("templates") as batch_op:
+        batch_op.drop_column("writer_object_id")
     with op.batch_alter_table("role_assignments") as batch_op:
         batch_op.drop_column("created_by")
         batch_op.drop_column("principal_type")
