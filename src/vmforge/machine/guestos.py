@@ -11,7 +11,9 @@ Windows login: cloudbase-init creates the build user ``vmforge`` from the NoClou
 :mod:`vmforge.machine.seed`), in Administrators. It is a new account rather than ``Administrator`` because the
 built-in administrator is disabled (and often renamed) in generalized images, and a named account of our own is
 easy to recognise in the guest and to remove. SSH logs in with the per-run key first; a per-run random password,
-delivered in the same seed, is the fallback (Windows OpenSSH ignores a key whose file has loose ACLs).
+delivered in the same seed, is the fallback (Windows OpenSSH ignores a key whose file has loose ACLs). The SSH
+host key cannot be handed over (cloudbase-init has no such setting): the key the guest presents at the first
+login, through the loopback-only port forward, is pinned for the rest of the build (reconnects after restarts).
 
 Untested against a real Windows guest: no Windows image can be had where vmforge is developed. The command
 construction and the seed's documents are unit-tested.
@@ -27,6 +29,7 @@ import string
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from vmforge.machine import seed as seeds
 
@@ -109,9 +112,13 @@ class GuestOS(ABC):
     offline_key_injection: bool  # the key can be written into the image's file system before boot
     temp_dir: str  # where uploads go, in the form the SSH server's SFTP takes
 
+    seeds_host_key: ClassVar[bool] = False  # the seed can hand the guest its SSH host key (else: pinned on first use)
+
     @abstractmethod
-    def seed(self, keys_public: list[str], hostname: str, password: str | None, out: Path) -> Path:
-        """Write the NoCloud ``cidata`` ISO this OS's agent reads to ``out``; return it."""
+    def seed(self, keys_public: list[str], hostname: str, password: str | None, out: Path,
+             host_key: tuple[str, str] | None = None) -> Path:
+        """Write the NoCloud ``cidata`` ISO this OS's agent reads to ``out``; return it. ``host_key`` (private
+        in OpenSSH format, public line) is the SSH host key the guest should serve, where the agent can take one."""
 
     @abstractmethod
     def poweroff_command(self) -> str:
@@ -136,10 +143,14 @@ class GuestOS(ABC):
 
 @dataclass(frozen=True)
 class LinuxGuest(GuestOS):
-    def seed(self, keys_public: list[str], hostname: str, password: str | None, out: Path) -> Path:
+    seeds_host_key: ClassVar[bool] = True  # cloud-init's ssh_keys
+
+    def seed(self, keys_public: list[str], hostname: str, password: str | None, out: Path,
+             host_key: tuple[str, str] | None = None) -> Path:
         if password is not None:
             raise ValueError("Linux build VMs log in by key only (the seed sets ssh_pwauth: false)")
-        return seeds.make_seed(seeds.SeedConfig(authorized_keys=list(keys_public), hostname=hostname), out)
+        return seeds.make_seed(seeds.SeedConfig(authorized_keys=list(keys_public), hostname=hostname,
+                                                host_key=host_key), out)
 
     def poweroff_command(self) -> str:
         # Detached and a second late, so that the command returns before the guest goes down; systemctl works
@@ -163,7 +174,9 @@ class LinuxGuest(GuestOS):
 
 @dataclass(frozen=True)
 class WindowsGuest(GuestOS):
-    def seed(self, keys_public: list[str], hostname: str, password: str | None, out: Path) -> Path:
+    def seed(self, keys_public: list[str], hostname: str, password: str | None, out: Path,
+             host_key: tuple[str, str] | None = None) -> Path:
+        # cloudbase-init cannot install a host key: ``host_key`` is ignored and the first key seen is pinned.
         if not password:
             raise ValueError("the Windows seed needs the build user's password (see new_password())")
         cfg = seeds.WindowsSeedConfig(authorized_keys=list(keys_public), password=password, hostname=hostname,

@@ -4,8 +4,10 @@ The image is made raw (a ``qemu-img convert`` copy unless it already is raw: tha
 VM's private disk, so no overlay is needed), its root partition is found from the MBR or GPT (the first
 Linux partition that holds an ext2/3/4 superblock), and ``debugfs -w`` (e2fsprogs) edits that file system at
 its byte offset (``FILE?offset=N``): it creates ``~/.ssh`` (0700) and writes ``authorized_keys`` (0600),
-both owned by the user as ``/etc/passwd`` in the image says. The result is read back and verified, because
-debugfs reports errors on stderr but exits 0. Only ext2/3/4 root file systems are supported (XFS and btrfs
+both owned by the user as ``/etc/passwd`` in the image says; and the build VM's SSH host key (made by vmforge
+and pinned by its SSH client) as ``/etc/ssh/ssh_host_ed25519_key`` (0600) and ``.pub`` (0644), replacing the
+image's own ed25519 key. The results are read back and verified, because debugfs reports errors on stderr but
+exits 0. Only ext2/3/4 root file systems are supported (XFS and btrfs
 images need cloud-init or libguestfs).
 """
 
@@ -119,8 +121,38 @@ def inject_authorized_keys(raw: Path, keys: list[str], *, user: str = "root") ->
         raise MachineError(f"offline injection into {target} could not be verified")
 
 
-def inject_into_image(image: Path, fmt: str, keys: list[str], out: Path, *, user: str = "root") -> Path:
-    """A raw copy ``out`` of ``image`` (any format; an overlay is flattened) with ``keys`` injected."""
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
+
+
+def inject_host_key(raw: Path, private: str, public: str) -> None:
+    """Make ``private`` (OpenSSH format) and ``public`` the ed25519 host key of the image ``raw``'s sshd."""
+    offset = root_offset(raw)
+    files = [(HOST_KEY, private if private.endswith("\n") else private + "\n", "0100600"),
+             (HOST_KEY + ".pub", public.strip() + "\n", "0100644")]
+    commands = ["mkdir /etc/ssh"]  # fails harmlessly when it exists
+    temps = []
+    try:
+        for path, content, mode in files:
+            with tempfile.NamedTemporaryFile("w", prefix="vmforge-hostkey-", delete=False) as tmp:
+                tmp.write(content)
+            temps.append(Path(tmp.name))
+            commands += [f"rm {path}", f"write {tmp.name} {path}", f"set_inode_field {path} mode {mode}",
+                         f"set_inode_field {path} uid 0", f"set_inode_field {path} gid 0"]
+        debugfs(raw, offset, commands, write=True)
+    finally:
+        for t in temps:
+            t.unlink(missing_ok=True)
+    for path, content, _ in files:
+        if debugfs(raw, offset, [f"cat {path}"]) != content:
+            raise MachineError(f"offline injection into {path} could not be verified")
+
+
+def inject_into_image(image: Path, fmt: str, keys: list[str], out: Path, *, user: str = "root",
+                      host_key: tuple[str, str] | None = None) -> Path:
+    """A raw copy ``out`` of ``image`` (any format; an overlay is flattened) with ``keys`` injected, and
+    ``host_key`` (private in OpenSSH format, public line) as its sshd's ed25519 key when given."""
     convert(image, out, "raw", src_fmt=fmt)
     inject_authorized_keys(out, keys, user=user)
+    if host_key is not None:
+        inject_host_key(out, *host_key)
     return out

@@ -1,7 +1,9 @@
 """cloud-init NoCloud seeds: an ISO 9660 image labelled ``cidata`` holding ``user-data`` and ``meta-data``.
 
-The user-data gives the public key to root (``disable_root: false``) and to a default sudo user, sets the
-hostname, and keeps first boot short: ``locale: false`` (minbase images carry no locales), no package
+The user-data gives the public key to root (``disable_root: false``) and to a default sudo user, installs the
+build VM's SSH host key that vmforge made (``ssh_keys`` with ``ssh_deletekeys: true`` and ``ssh_genkeytypes:
+[]``: the image's own host keys are deleted and no other type is generated, so sshd serves only the pinned
+key; the deprovision step deletes it again before capture), sets the hostname, and keeps first boot short: ``locale: false`` (minbase images carry no locales), no package
 update/upgrade. The meta-data's ``instance-id`` is new for every seed, so every boot of a built image is a
 fresh instance to cloud-init. The ISO is written with genisoimage, xorriso or cloud-localds (the first found).
 
@@ -14,6 +16,8 @@ files ``meta-data`` and ``user-data``; the image's ``cloudbase-init.conf`` must 
   ``admin-username`` (CreateUserPlugin and SetUserSSHPublicKeysPlugin act on that user instead of the conf's
   ``username``). No ``admin-password``: an injected clear-text password makes cloudbase-init's default
   ``first_logon_behaviour`` expire it at first logon, which would break the password fallback.
+- No SSH host key: cloudbase-init has no setting for one (Windows OpenSSH makes its own keys at first start),
+  so a Windows build VM's host key is pinned on first use instead (see :mod:`vmforge.machine.ssh`).
 - ``#cloud-config`` user-data, handled by plugins in the order of the document's keys (unless the image sets
   ``cloud_config_plugins``): ``users`` (``name``, ``passwd`` — clear text, at most 20 characters, unlike
   cloud-init's hash —, ``groups``, ``ssh_authorized_keys``), ``write_files`` (``path``, ``content``) and
@@ -46,6 +50,7 @@ class SeedConfig:
     user: str = "vmforge"
     instance_id: str = field(default_factory=lambda: f"vmforge-{uuid.uuid4()}")
     extra: dict[str, Any] = field(default_factory=dict)  # merged into user-data last
+    host_key: tuple[str, str] | None = None  # ed25519 (private key in OpenSSH format, public key line)
 
 
 def user_data(cfg: SeedConfig) -> str:
@@ -68,6 +73,9 @@ def user_data(cfg: SeedConfig) -> str:
             "ssh_authorized_keys": list(cfg.authorized_keys),
         }],
     }
+    if cfg.host_key is not None:
+        doc.update({"ssh_deletekeys": True, "ssh_genkeytypes": [],
+                    "ssh_keys": {"ed25519_private": cfg.host_key[0], "ed25519_public": cfg.host_key[1]}})
     doc.update(cfg.extra)
     return "#cloud-config\n" + str(yaml.safe_dump(doc, sort_keys=False))
 

@@ -135,17 +135,18 @@ class BootStep(Step):
         self.probe_cache = probe_cache
 
     def run(self, ctx: Context) -> None:
-        from vmforge.machine.ssh import generate_keypair
+        from vmforge.machine.ssh import generate_keypair, private_openssh
 
         disk: Path = ctx.state["disk"]
         base: Path = ctx.state["base_for_" + self.role]
         offline = for_os(ctx.os_type).offline_key_injection and needs_offline_key(base, ctx.work_dir,
                                                                                    self.probe_cache)
         keys = generate_keypair() if offline else None
+        host = generate_keypair("vmforge-build-host") if offline else None  # the VM's SSH host key, pinned
 
         def inject_key() -> None:
             raw = ctx.work_dir / f"{self.role}.raw"
-            inject.inject_into_image(disk, "qcow2", [keys.public], raw)
+            inject.inject_into_image(disk, "qcow2", [keys.public], raw, host_key=(private_openssh(host), host.public))
             disk.unlink(missing_ok=True)
             raw.rename(disk)
 
@@ -156,7 +157,7 @@ class BootStep(Step):
 
         if offline:
             inject_key()
-            ctx.events.line("no cloud-init in the image: the build key was injected offline", "boot")
+            ctx.events.line("no cloud-init in the image: the build key and SSH host key were injected offline", "boot")
         fmt = "raw" if offline else "qcow2"
         ctx.state["disk_format"] = fmt
         generation = ctx.state.get("hyper_v_generation")
@@ -170,7 +171,8 @@ class BootStep(Step):
         guest, _ = boot(disk, fmt, ctx.work_dir / f"vm-{self.role}", ctx.events, _loop(ctx),
                         vm_size=(ctx.template.get("vmProfile") or {}).get("vmSize"), os_type=ctx.os_type,
                         with_seed=not offline, key=keys, accelerator=ctx.state.get("accelerator"),
-                        firmware=firmware, watch=BootWatch(check_run=ctx.check, on_vm=on_vm), reset_disk=reset_disk)
+                        firmware=firmware, watch=BootWatch(check_run=ctx.check, on_vm=on_vm), reset_disk=reset_disk,
+                        host_key=host)
         ctx.guest = guest
         ctx.state["vm_" + self.role] = guest.vm
 

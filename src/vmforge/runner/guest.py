@@ -18,7 +18,7 @@ from vmforge.machine.accel import Accelerator
 from vmforge.machine.firmware import Firmware
 from vmforge.machine.guestos import for_os, new_password
 from vmforge.machine.qemu import BuildVM, VMSpec
-from vmforge.machine.ssh import SSHSession, generate_keypair
+from vmforge.machine.ssh import KeyPair, SSHSession, fingerprint, generate_keypair, private_openssh
 from vmforge.events import RunEvents
 from vmforge.kinds.base import BuildError
 
@@ -141,8 +141,13 @@ def _watch(vm: BuildVM, watch: BootWatch, trial_seconds: float | None) -> Callab
 def boot(disk: Path, fmt: str, workdir: Path, events: RunEvents, loop: asyncio.AbstractEventLoop, *,
          vm_size: str | None, os_type: str, with_seed: bool = True, key=None, hostname: str = "vmforge-build",  # noqa: ANN001
          accelerator: Accelerator | None = None, firmware: Firmware = "bios", watch: BootWatch | None = None,
-         reset_disk: Callable[[], None] | None = None, boot_timeout: float | None = None):  # noqa: ANN201
+         reset_disk: Callable[[], None] | None = None, boot_timeout: float | None = None,
+         host_key: KeyPair | None = None):  # noqa: ANN201
     """Start a VM on ``disk`` and log in over SSH; returns (Guest, key pair).
+
+    The SSH host key is pinned: ``host_key`` when the caller already wrote it into ``disk`` (offline
+    injection), else a fresh one handed over in the seed; where the guest's agent cannot take one (Windows),
+    the first key seen is pinned for the session.
 
     The wait ends as soon as anything makes SSH impossible: QEMU exiting (the console tail goes into the
     error), a cancel or the run's deadline (``watch.check_run`` raises), ``boot_timeout``. Under KVM that no
@@ -157,11 +162,16 @@ def boot(disk: Path, fmt: str, workdir: Path, events: RunEvents, loop: asyncio.A
     cpus, mem = machine_shape(vm_size)
     guest_os = for_os(os_type)  # who logs in, and how the key (and on Windows a fallback password) gets there
     password = new_password(guest_os.login_user) if guest_os.needs_password and with_seed else None
+    host = host_key or generate_keypair("vmforge-build-host")
+    host_pair = (private_openssh(host), host.public)
+    pinned = host.public if (guest_os.seeds_host_key if with_seed else host_key is not None) else None
+    events.line(f"SSH host key {fingerprint(pinned)} pinned" if pinned else
+                "SSH host key: pinned on first use (the guest's agent cannot take one)", "ssh")
     while True:
         decision = accelerator.decide()
         seed = None
         if with_seed:  # a fresh instance-id each boot: a retried boot is a new instance to the guest's agent
-            seed = guest_os.seed([keys.public], hostname, password, workdir / "seed.iso")
+            seed = guest_os.seed([keys.public], hostname, password, workdir / "seed.iso", host_key=host_pair)
         vm = BuildVM(VMSpec(disk=disk, workdir=workdir, disk_format=fmt, seed=seed, cpus=cpus, memory_mib=mem,
                             accel=decision.accel, firmware=firmware), progress=lambda m: events.line(m, "vm"))
         watch.on_vm(vm)
@@ -170,7 +180,7 @@ def boot(disk: Path, fmt: str, workdir: Path, events: RunEvents, loop: asyncio.A
             events.line(f"KVM is on trial on this host ({decision.reason}): a boot without progress within "
                         f"{trial:g} s falls back to TCG", "vm")
         ssh = SSHSession(vm.ssh_port, keys.private, username=guest_os.login_user, password=password,
-                         progress=lambda m: events.line(m, "ssh"))
+                         host_key=pinned, progress=lambda m: events.line(m, "ssh"))
         try:
             vm.start()
             loop.run_until_complete(ssh.wait_ready(timeout, interval=0.25, check=_watch(vm, watch, trial)))
