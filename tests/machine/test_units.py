@@ -115,18 +115,21 @@ def test_network_arguments() -> None:
     assert network.netdev_args("isolated", 2222)[1] == "user,id=net0,hostfwd=tcp::2222-:22"
     assert "restrict=on" in network.netdev_args("restricted", 2222)[1]
     assert "hostfwd=tcp:127.0.0.1:2222-:22" in network.netdev_args("open", 2222)[1]
-    assert network.wrapper_args("open", 2222) == []
+    assert network.wrapper_args("open") == [] and network.wrapper_args("restricted") == []
     with pytest.raises(MachineError):
         network.netdev_args("bridge", 1)  # type: ignore[arg-type]
     port = network.free_port()
     assert 1024 < port < 65536
 
 
-@pytest.mark.needs_tools("pasta")
-def test_isolation_wrapper_closes_host_paths() -> None:
-    args = network.wrapper_args("isolated", 2222)
-    assert Path(args[0]).name == "pasta" and args[-1] == "--"
-    assert "--no-map-gw" in args and "--config-net" in args
+@pytest.mark.needs_tools("pasta", "unshare", "ip")
+def test_isolation_wrapper_closes_host_paths(tmp_path: Path) -> None:
+    wrapper = network.wrapper_args("isolated", tmp_path / "netns.json")
+    assert Path(wrapper[0]).name == "unshare" and wrapper[1] == "--net" and wrapper[-1] == "--"
+    assert wrapper[wrapper.index("-m") + 1] == "vmforge.machine.netns" and str(tmp_path / "netns.json") in wrapper
+    args = network.pasta_args(2222, "vmforge-123")
+    assert Path(args[0]).name == "pasta" and args[-2:] == ["--netns", "vmforge-123"]
+    assert "--no-map-gw" in args and "--config-net" in args and "--no-netns-quit" in args
     for flag in ("-T", "-U", "-u"):
         assert args[args.index(flag) + 1] == "none"
     assert args[args.index("-t") + 1] == "127.0.0.1/2222"

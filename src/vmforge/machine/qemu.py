@@ -3,7 +3,8 @@
 * The OS disk is attached first (``bootindex=0``), the NoCloud seed second as a CD-ROM: SeaBIOS otherwise
   may never reach GRUB.
 * QEMU gets no stdin/stdout (its stderr goes to a file), runs in its own session and process group, and is
-  killed with that group: under the ``isolated`` network the group holds pasta and its QEMU child.
+  killed with that group: under the ``isolated`` network the group holds the namespace wrapper (QEMU after
+  its exec) and its relay; pasta, attached to the namespace from outside, has a group of its own, killed too.
 * Tied to its parent: pasta and QEMU each get a parent-death signal (``setpriv --pdeathsig KILL``), so when
   the process that started them dies — even by SIGKILL — pasta dies, and QEMU with it. (Linux sends the signal
   when the *thread* that forked exits: a VM is started and stopped by the same run thread.)
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,12 +24,16 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vmforge.machine import MachineError, Progress, no_progress, qemu_binary, qmp
 from vmforge.machine.accel import Accel, detect
 from vmforge.machine import firmware as fw
 from vmforge.machine.firmware import Firmware, machine_args
+from vmforge.machine import network
+from vmforge.machine.guestsvc import GuestServices
 from vmforge.machine.network import NetworkMode, free_port, netdev_args, wrapper_args
+from vmforge.netpolicy import GuestPolicy, host_addresses
 
 
 @dataclass
@@ -44,6 +50,10 @@ class VMSpec:
     network: NetworkMode = "isolated"
     firmware: Firmware = "bios"  # vmforge.machine.firmware.for_generation(hyperVGeneration)
     extra_args: list[str] = field(default_factory=list)
+    # ``isolated`` only: what the guest may not reach (None: the defaults and this host's addresses), and an
+    # ASGI app answering at http://169.254.169.254/ for this VM alone (None: nothing answers there).
+    guest_policy: GuestPolicy | None = None
+    metadata_app: Any = None
 
 
 def parent_death_args() -> list[str]:
@@ -71,14 +81,18 @@ class BuildVM:
         self.stderr_log = spec.workdir / "qemu.stderr"
         self.qmp_socket = spec.workdir / "qmp.sock"
         self.accel: Accel = spec.accel or detect()
+        self.netns_config = spec.workdir / "netns.json"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._pasta: subprocess.Popen[bytes] | None = None
+        self._pasta_finalizer: weakref.finalize | None = None
+        self._services: GuestServices | None = None
         self._finalizer: weakref.finalize | None = None
 
     def command(self) -> list[str]:
         """The whole command line (network wrapper included)."""
         s = self.spec
         tie = parent_death_args()
-        wrapper = wrapper_args(s.network, self.ssh_port)
+        wrapper = wrapper_args(s.network, self.netns_config)
         args = (tie + wrapper + tie if wrapper else tie) + [
             qemu_binary(), "-name", "vmforge-build", "-nodefaults", "-no-user-config", "-display", "none",
             *machine_args(s.firmware, s.workdir), "-accel", self.accel, "-cpu", "host" if self.accel == "kvm" else "max",
@@ -134,12 +148,29 @@ class BuildVM:
             raise MachineError("BuildVM already started")
         self.qmp_socket.unlink(missing_ok=True)
         fw.prepare(self.spec.firmware, self.spec.workdir)
+        isolated = self.spec.network == "isolated"
+        if self.spec.metadata_app is not None and not isolated:
+            raise MachineError("a metadata service needs network mode 'isolated'")
+        if isolated:
+            self._prepare_namespace()
         self.progress(f"starting QEMU ({self.accel}, {self.spec.cpus} vCPU, {self.spec.memory_mib} MiB, "
                       f"network {self.spec.network}, ssh on 127.0.0.1:{self.ssh_port})")
-        with self.stderr_log.open("wb") as err:
-            self._proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=err, start_new_session=True, close_fds=True)
+        pipe = subprocess.PIPE if isolated else subprocess.DEVNULL
+        try:
+            with self.stderr_log.open("wb") as err:
+                self._proc = subprocess.Popen(self.command(), stdin=pipe, stdout=pipe, stderr=err,
+                                              start_new_session=True, close_fds=True)
+        except BaseException:
+            self._stop_services()
+            raise
         self._finalizer = weakref.finalize(self, _killpg, self._proc.pid)
+        if isolated:
+            try:
+                self._pasta = network.attach(self._proc.pid, self.ssh_port, self._proc, parent_death_args())
+                self._pasta_finalizer = weakref.finalize(self, _killpg, self._pasta.pid)
+            except MachineError as e:
+                self.kill()
+                raise MachineError(f"{e}: {self._stderr_tail()}") from None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -154,6 +185,25 @@ class BuildVM:
             time.sleep(0.1)
         self.kill()
         raise MachineError(f"QEMU's QMP socket did not answer within {timeout:g} s")
+
+    def _prepare_namespace(self) -> None:
+        """The host side of the ``isolated`` network: the deny list and relays for the namespace, the DNS
+        forwarder and the metadata app on their Unix sockets."""
+        policy = self.spec.guest_policy or GuestPolicy(host=host_addresses())
+        self._services = GuestServices(self.spec.workdir, self.spec.metadata_app)
+        try:
+            self._services.start()
+        except RuntimeError as e:
+            self._services = None
+            raise MachineError(str(e)) from None
+        config = network.namespace_config(policy, self.spec.workdir, metadata=self.spec.metadata_app is not None,
+                                          dns_servers=self._services.dns_servers)
+        self.netns_config.write_text(json.dumps(config, indent=1))
+
+    def _stop_services(self) -> None:
+        if self._services is not None:
+            self._services.stop()
+            self._services = None
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the process to end; whether it has."""
@@ -204,9 +254,19 @@ class BuildVM:
         self._reap()
 
     def _reap(self) -> None:
-        # QEMU (pasta's child) may outlive pasta for an instant: the group goes in any case.
+        # The group holds the namespace wrapper (QEMU after its exec) and the relay it forked; pasta has its own.
         if self._proc is not None:
             _killpg(self._proc.pid)
+        if self._pasta is not None:
+            _killpg(self._pasta.pid)
+            if self._pasta_finalizer is not None:
+                self._pasta_finalizer.detach()
+            try:
+                self._pasta.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            self._pasta = None
+        self._stop_services()
         if self._finalizer is not None:
             self._finalizer.detach()
         self.qmp_socket.unlink(missing_ok=True)
