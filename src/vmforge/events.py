@@ -10,10 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Secrets never reach the log: bearer tokens, SAS signatures, passwords in URLs.
+# Secrets never reach the log: bearer tokens, SAS signatures, passwords in URLs, storage account keys.
 _REDACTIONS = [
     (re.compile(r"(?i)(authorization:\s*bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[REDACTED]"),
-    (re.compile(r"(?i)([?&](sig|se|sv|sp|skoid|sktid|skt|ske|sks|skv|signature|token|code)=)[^&\s\"']+"), r"\1[REDACTED]"),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1[REDACTED]"),
+    (re.compile(r"(?i)\b(SharedKey(?:Lite)?\s+[^:\s]+:)[A-Za-z0-9+/=]+"), r"\1[REDACTED]"),
+    (re.compile(r"(?i)((?:[?&]|%3F|%26)(sig|se|sv|sp|skoid|sktid|skt|ske|sks|skv|signature|token|code)(?:=|%3D))"
+                r"[^&\s\"'<]+"), r"\1[REDACTED]"),
+    (re.compile(r"(?i)(?<![A-Za-z0-9_])(sig=)[^&\s\"'<;]+"), r"\1[REDACTED]"),  # a bare SAS token
+    # Connection strings: AccountKey=...; SharedAccessSignature=...;
+    (re.compile(r"(?i)\b((?:AccountKey|SharedAccessKey|SharedAccessSignature)=)[^;\s\"']+"), r"\1[REDACTED]"),
     (re.compile(r"(?i)(https?://[^:/\s]+:)[^@/\s]+@"), r"\1[REDACTED]@"),
     # JWTs anywhere (access tokens in headers, bodies, tracebacks), client secrets in forms and JSON.
     (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "[REDACTED-JWT]"),
@@ -21,6 +27,9 @@ _REDACTIONS = [
      r"\1[REDACTED]"),
     (re.compile(r"(?i)(\"(?:password|client_secret|clientSecret|secret|access_token|accessToken)\"\s*:\s*\")"
                 r"[^\"]*"), r"\1[REDACTED]"),
+    # The same keys in Python reprs (a dict in an exception message): 'client_secret': '...'
+    (re.compile(r"(?i)('(?:password|client_secret|clientSecret|secret|access_token|accessToken|account_key|"
+                r"AccountKey|sas_token)'\s*:\s*')[^']*"), r"\1[REDACTED]"),
 ]
 
 

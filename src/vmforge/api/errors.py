@@ -10,18 +10,25 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vmforge.errors import ArmError, ErrorDetail
+from vmforge.events import redact
 
 log = logging.getLogger("vmforge.api")
 
 
 def cloud_error(err: ArmError) -> JSONResponse:
+    """The CloudError response; its messages are redacted (an error quoting a URL with its SAS, or a
+    connection string, must not hand the secret to the client)."""
     headers = dict(err.headers)
     if err.status == 401:
         headers.setdefault(
             "WWW-Authenticate", 'Bearer realm="vmforge", error="invalid_token", error_description="' +
-            err.message.replace('"', "'") + '"'
+            redact(err.message).replace('"', "'") + '"'
         )
-    return JSONResponse(err.to_dict(), status_code=err.status, headers=headers)
+    body = err.to_dict()
+    body["error"]["message"] = redact(body["error"]["message"])
+    for d in body["error"].get("details") or []:
+        d["message"] = redact(d.get("message") or "")
+    return JSONResponse(body, status_code=err.status, headers=headers)
 
 
 def install(app: FastAPI) -> None:

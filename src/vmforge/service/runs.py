@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from vmforge.errors import Conflict, NotFound
+from vmforge.events import redact
 from vmforge.service.ids import TemplatePath, iso, utcnow
 from vmforge.service.runstate import RunState, RunSubState, check_transition
 from vmforge.service.templates import TemplateService
@@ -114,7 +115,7 @@ class RunService:
             if sub_state is not None:
                 run.sub_state = sub_state.value
             if message is not None:
-                run.message = message
+                run.message = redact(message)  # an error's text may quote a URL with its SAS, a key
             now = utcnow()
             if state.terminal:
                 run.end_time = now

@@ -52,7 +52,7 @@ class VhdStep(Step):
             raise BuildError(f"VHD \"{self.name}\": uri names a blob, but no blob account is configured "
                              "(VMFORGE_BLOB_CONNECTION_STRING).")
         store = AzureBlobVhdStore(conn)
-        account = store.service.url.rstrip("/")
+        account = store.account_url  # never the SDK's url: with a SAS it carries the signature
         if not uri.startswith(account + "/"):
             raise BuildError(f"VHD \"{self.name}\": {uri.split('?')[0]} is not in the configured account {account}.")
         parts = uri[len(account) + 1:].split("?")[0].split("/", 1)
