@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -70,9 +70,22 @@ class Settings(BaseSettings):
     # CIDRs that outbound fetches (scriptUri, sourceUri, image URLs) may reach although they are loopback,
     # link-local or private (vmforge.fetch refuses those by default).
     allow_fetch_from: list[str] = Field(default_factory=list)
+    # The build VM's network (vmforge.netpolicy): CIDRs it may not reach besides the defaults (loopback,
+    # link-local and this host's addresses always; RFC 1918, CGNAT and ULA unless allowed), and CIDRs that punch
+    # holes in those (a private package mirror). Env: VMFORGE_BUILD_DENY='["198.51.100.0/24"]'.
+    build_deny: list[str] = Field(default_factory=list)
+    build_allow: list[str] = Field(default_factory=list)
     # JSON bodies: deepest nesting and longest string accepted.
     max_json_depth: int = 64
     max_string_bytes: int = 64 * 1024
+
+    @field_validator("build_deny", "build_allow")
+    @classmethod
+    def _cidrs(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """Refused at start-up rather than at the first build."""
+        from vmforge.netpolicy import parse_cidrs
+
+        return [str(n) for n in parse_cidrs(value, info.field_name or "CIDR")]
 
     @property
     def scheme(self) -> str:

@@ -125,3 +125,17 @@ def test_parse_cidrs_names_the_bad_one() -> None:
 def test_host_addresses_lists_loopback_and_more() -> None:
     addrs = netpolicy.host_addresses()
     assert A("127.0.0.1") in addrs and len(addrs) >= 2
+
+
+def test_settings_and_policy_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from vmforge.settings import Settings
+
+    monkeypatch.setenv("VMFORGE_BUILD_DENY", '["198.51.100.7/24"]')
+    s = Settings(build_allow=["10.1.0.0/16"])
+    assert s.build_deny == ["198.51.100.0/24"] and s.build_allow == ["10.1.0.0/16"]
+    p = netpolicy.policy_from_settings(s, host=[A("192.0.2.2")])
+    assert not p.reachable(A("198.51.100.9")) and p.reachable(A("10.1.2.3")) and not p.reachable(A("192.0.2.2"))
+    with pytest.raises(ValidationError, match="build_allow 'mirror'"):
+        Settings(build_allow=["mirror"])

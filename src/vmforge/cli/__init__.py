@@ -47,6 +47,12 @@ def serve(
     allow_fetch_from: Annotated[Optional[list[str]], typer.Option(
         "--allow-fetch-from", help="A CIDR that downloads (scriptUri, sourceUri, image URLs) may reach although "
         "it is loopback, link-local or private (repeatable; default: none).")] = None,
+    build_deny: Annotated[Optional[list[str]], typer.Option(
+        "--build-deny", help="A CIDR build VMs may not reach, besides loopback, link-local, this host's addresses "
+        "and (unless allowed) RFC 1918, CGNAT and ULA (repeatable; env VMFORGE_BUILD_DENY).")] = None,
+    build_allow: Annotated[Optional[list[str]], typer.Option(
+        "--build-allow", help="A CIDR build VMs may reach although a deny list covers it, e.g. a private package "
+        "mirror; never opens loopback, link-local or this host's addresses (repeatable).")] = None,
     rate_limit_reads: Annotated[int, typer.Option(help="Reads per hour per principal and subscription "
                                                   "(ARM: 12000; 0: no limit).")] = 1_000_000,
     rate_limit_writes: Annotated[int, typer.Option(help="Writes per hour per principal and subscription "
@@ -72,13 +78,22 @@ def serve(
     from vmforge.tls import ensure_certificate
 
     dd = _data_dir(data_dir)
-    settings = Settings(data_dir=dd, host=host, port=port, public_url=public_url, database_url=database_url,
-                        insecure_http=insecure_http, allow_template_updates=allow_template_updates,
-                        page_size=page_size, import_roots=[p.expanduser().resolve() for p in import_root or []],
-                        allow_fetch_from=list(allow_fetch_from or []), rate_limit_reads=rate_limit_reads,
-                        rate_limit_writes=rate_limit_writes, external_issuer=external_issuer,
-                        external_jwks_url=external_jwks_url, external_audience=list(external_audience or []),
-                        token_lifetime=token_lifetime)
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings(data_dir=dd, host=host, port=port, public_url=public_url, database_url=database_url,
+                            insecure_http=insecure_http, allow_template_updates=allow_template_updates,
+                            page_size=page_size, import_roots=[p.expanduser().resolve() for p in import_root or []],
+                            allow_fetch_from=list(allow_fetch_from or []), rate_limit_reads=rate_limit_reads,
+                            rate_limit_writes=rate_limit_writes, external_issuer=external_issuer,
+                            external_jwks_url=external_jwks_url, external_audience=list(external_audience or []),
+                            token_lifetime=token_lifetime,
+                            **({"build_deny": build_deny} if build_deny else {}),
+                            **({"build_allow": build_allow} if build_allow else {}))
+    except ValidationError as e:  # a bad --build-deny/--build-allow CIDR, say: one line, no traceback
+        problems = "; ".join(err["msg"] for err in e.errors())
+        typer.echo(f"error: {problems}", err=True)
+        raise typer.Exit(2) from None
     settings.ensure_dirs()
     ssl: dict = {}
     cert = None

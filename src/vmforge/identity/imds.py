@@ -151,3 +151,28 @@ def create_app(identities: Sequence[Identity], issuer: LocalIssuer, vm: VMInfo) 
         return _json(200, {"compute": compute})
 
     return app
+
+
+class IdentityMissing(Exception):
+    """A template names a build VM identity that does not exist (any more)."""
+
+
+def for_run(db: Any, settings: Any, properties: dict[str, Any], *, name: str, location: str,
+            subscription: str | None, group: str | None, os_type: str = "Linux") -> FastAPI:
+    """The metadata app of one run's build VM: the identities of ``vmProfile.userAssignedIdentities``, each
+    looked up now (``IdentityMissing`` names the first that does not exist, so the run fails before a boot)."""
+    from vmforge.identity.managed import by_id
+
+    vm_profile = properties.get("vmProfile") or {}
+    identities = []
+    for rid in vm_profile.get("userAssignedIdentities") or []:
+        ident = by_id(db, rid)
+        if ident is None:
+            raise IdentityMissing(f"The user-assigned identity '{rid}' named in vmProfile.userAssignedIdentities "
+                                  "does not exist.")
+        identities.append(ident)
+    sub = subscription or settings.subscription_id
+    vm = VMInfo(name=f"vmforge-build-{name}"[:64], location=location or settings.default_location,
+                subscription_id=sub, resource_group=f"IT_{group or 'vmforge'}_{name}"[:90],
+                vm_size=vm_profile.get("vmSize") or "Standard_D2ds_v4", os_type=os_type)
+    return create_app(identities, issuer_for(settings), vm)

@@ -172,7 +172,8 @@ class BootStep(Step):
                         vm_size=(ctx.template.get("vmProfile") or {}).get("vmSize"), os_type=ctx.os_type,
                         with_seed=not offline, key=keys, accelerator=ctx.state.get("accelerator"),
                         firmware=firmware, watch=BootWatch(check_run=ctx.check, on_vm=on_vm), reset_disk=reset_disk,
-                        host_key=host)
+                        host_key=host, guest_policy=ctx.state.get("guest_policy"),
+                        metadata_app=ctx.state.get("metadata_app"))
         ctx.guest = guest
         ctx.state["vm_" + self.role] = guest.vm
 

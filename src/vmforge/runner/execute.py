@@ -17,8 +17,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from vmforge import netpolicy
 from vmforge.disk import qemuimg
 from vmforge.errors import ArmError
+from vmforge.identity import imds
 from vmforge.machine import accel
 from vmforge.runner.access import RunAccess
 from vmforge.runner.build import distribution, plan
@@ -189,6 +191,13 @@ class Executor:
                 resolved.exact_version.rsplit("/", 1)[-1] if resolved.exact_version else None),
                 source_id=props["source"].get("imageId") or resolved.exact_version)
             ctx.os_type = resolved.os_type or "Linux"
+            try:
+                self._guest_network(ctx, info)
+            except (imds.IdentityMissing, ValueError, RuntimeError) as e:
+                events.line(str(e), "network")
+                self._finish(run_id, RunState.FAILED, f"The build VM cannot be prepared: {e}",
+                             "IdentityNotFound" if isinstance(e, imds.IdentityMissing) else "Other", events=events)
+                return
             steps = plan(ctx, self.probe_cache)
             distributors = distribution(ctx)
             assign_ids(resolved.path.stem, steps + distributors)
@@ -227,6 +236,14 @@ class Executor:
             self._remove_work_files(ctx)
             loop.close()
             events.close()
+
+    def _guest_network(self, ctx: Context, info: dict[str, Any]) -> None:
+        """What the run's VMs may reach (``Settings.build_deny``/``build_allow``, this host's addresses now) and
+        the metadata service they alone see (``vmforge.identity.imds``)."""
+        ctx.state["guest_policy"] = netpolicy.policy_from_settings(self.settings)
+        ctx.state["metadata_app"] = imds.for_run(
+            self.services.db, self.settings, ctx.template, name=ctx.template_name, location=ctx.template_location,
+            subscription=info.get("subscription"), group=info.get("group"), os_type=ctx.os_type)
 
     def _distribute(self, ctx: Context, distributors: list, validation_failed: str | None) -> None:
         run_id, events = ctx.run_id, ctx.events

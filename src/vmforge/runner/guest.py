@@ -12,12 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vmforge.machine import MachineError
 from vmforge.machine.accel import Accelerator
 from vmforge.machine.firmware import Firmware
 from vmforge.machine.guestos import for_os, new_password
 from vmforge.machine.qemu import BuildVM, VMSpec
+from vmforge.netpolicy import GuestPolicy
 from vmforge.machine.ssh import KeyPair, SSHSession, fingerprint, generate_keypair, private_openssh
 from vmforge.events import RunEvents
 from vmforge.kinds.base import BuildError
@@ -142,7 +144,8 @@ def boot(disk: Path, fmt: str, workdir: Path, events: RunEvents, loop: asyncio.A
          vm_size: str | None, os_type: str, with_seed: bool = True, key=None, hostname: str = "vmforge-build",  # noqa: ANN001
          accelerator: Accelerator | None = None, firmware: Firmware = "bios", watch: BootWatch | None = None,
          reset_disk: Callable[[], None] | None = None, boot_timeout: float | None = None,
-         host_key: KeyPair | None = None):  # noqa: ANN201
+         host_key: KeyPair | None = None, guest_policy: GuestPolicy | None = None,
+         metadata_app: Any = None):  # noqa: ANN201
     """Start a VM on ``disk`` and log in over SSH; returns (Guest, key pair).
 
     The SSH host key is pinned: ``host_key`` when the caller already wrote it into ``disk`` (offline
@@ -173,7 +176,8 @@ def boot(disk: Path, fmt: str, workdir: Path, events: RunEvents, loop: asyncio.A
         if with_seed:  # a fresh instance-id each boot: a retried boot is a new instance to the guest's agent
             seed = guest_os.seed([keys.public], hostname, password, workdir / "seed.iso", host_key=host_pair)
         vm = BuildVM(VMSpec(disk=disk, workdir=workdir, disk_format=fmt, seed=seed, cpus=cpus, memory_mib=mem,
-                            accel=decision.accel, firmware=firmware), progress=lambda m: events.line(m, "vm"))
+                            accel=decision.accel, firmware=firmware, guest_policy=guest_policy,
+                            metadata_app=metadata_app), progress=lambda m: events.line(m, "vm"))
         watch.on_vm(vm)
         trial = accelerator.trial_seconds if decision.on_trial else None
         if trial is not None:
