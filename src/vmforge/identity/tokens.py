@@ -26,14 +26,22 @@ def local_issuer(base_url: str, tenant: str) -> str:
     return f"{base_url.rstrip('/')}/{tenant}/v2.0"
 
 
-def audience_for(value: str) -> str | None:
-    """The ARM audience a token request's ``scope`` (``…//.default``, ``…/.default``) or ``resource`` names,
-    or None when it names something else."""
+def graph_audience(base_url: str) -> str:
+    """The audience (and base URL) of the server's small Microsoft Graph directory (``vmforge.api.routes.graph``):
+    the Azure CLI resolves ``--assignee`` there, and takes the URL from the cloud metadata."""
+    return base_url.rstrip("/") + "/graph/"
+
+
+def audience_for(value: str, base_url: str | None = None) -> str | None:
+    """The audience a token request's ``scope`` (``…//.default``, ``…/.default``) or ``resource`` names: an ARM
+    audience or, given the server's ``base_url``, its Graph audience; None when it names something else."""
     v = value.strip()
     for suffix in ("/.default",):
         if v.lower().endswith(suffix):
             v = v[: -len(suffix)]
     v = v.rstrip("/").lower() + "/"
+    if base_url is not None and v == graph_audience(base_url).lower():
+        return graph_audience(base_url)
     return next((a for a in ARM_AUDIENCES if a == v), None)
 
 
@@ -83,6 +91,9 @@ class TokenVerifier:
     local: LocalIssuer
     external: ExternalIssuer | None = None
     leeway: int = LEEWAY
+    # The audiences accepted from the local issuer: ARM's (a Graph token is verified by a second verifier that
+    # accepts only the Graph audience, so that neither kind of token works where the other is meant).
+    local_audiences: tuple[str, ...] = ARM_AUDIENCES
     _cache: dict[str, tuple[Identity, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _jwks: Any = None
@@ -111,7 +122,7 @@ class TokenVerifier:
         iss = unverified.get("iss")
         if iss == self.local.issuer:
             key: Any = self.local.key.public
-            audiences: tuple[str, ...] = ARM_AUDIENCES
+            audiences: tuple[str, ...] = self.local_audiences
         elif self.external is not None and iss == self.external.issuer:
             key = self._external_key(token)
             audiences = self.external.audiences

@@ -150,7 +150,8 @@ async def _token(request: Request, tenant: str, v2: bool) -> JSONResponse:
         return _oauth_error(400, "invalid_request", 900144, "The request body must contain 'client_id' and "
                             "'client_secret' (client assertions are not supported).")
     wanted = form.get("scope", "") if v2 else form.get("resource", "")
-    audiences = [audience_for(s) for s in wanted.split()] if wanted else []
+    base = request.app.state.settings.base_url
+    audiences = [audience_for(s, base) for s in wanted.split()] if wanted else []
     if len(audiences) != 1 or audiences[0] is None:
         return _oauth_error(400, "invalid_scope" if v2 else "invalid_resource", 70011,
                             f"The provided value '{wanted}' is not valid. Request a token for "
