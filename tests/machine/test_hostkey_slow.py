@@ -32,9 +32,10 @@ def test_booted_guest_serves_the_pinned_host_key(test_image: Path, vm_workdir: P
         assert served is not None and served.get_fingerprint("sha256") == fingerprint(host.public)
         out: list[str] = []
         events.listeners.append(out.append)
-        assert guest.run("cat /etc/ssh/ssh_host_ed25519_key.pub; cd /etc/ssh && echo keys: ssh_host_*",
+        assert guest.run("cat /etc/ssh/ssh_host_ed25519_key.pub; echo; cd /etc/ssh && echo keys: ssh_host_*",
                          timeout=60) == 0
-        shown = [ln.split("] ", 1)[-1] for ln in out]
+        # cloud-init writes the .pub without a final newline (hence the echo); empty lines are dropped.
+        shown = [t for t in (ln.split("] ", 1)[-1] for ln in out) if t.strip()]
         assert host.public.split()[:2] == shown[0].split()[:2], out
         # ssh_deletekeys and ssh_genkeytypes: [] leave only the pinned pair (the image's RSA/ECDSA keys are gone).
         assert shown[1].split() == ["keys:", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"], out
