@@ -35,7 +35,11 @@ ASG_TYPE = "Microsoft.Authorization/roleAssignments"
 _ACT = "Microsoft.Authorization/"
 
 
-def _scope_of(scope: str) -> tuple[str, str]:
+def _scope_of(scope: str, request: Request | None = None) -> tuple[str, str]:
+    """The request's scope (display, key). The caller is authenticated first, so that a bad token gets 401
+    whatever the path (no route answers anything else to an anonymous caller)."""
+    if request is not None:
+        request.state.principal = authenticate(request)
     return normalize_scope("/" + scope.strip("/"))
 
 
@@ -77,7 +81,7 @@ def _filter_value(f: str, name: str) -> str | None:
 
 # ------------------------------------------------------------------------------------- role definitions
 async def _list_definitions(request: Request, scope: str) -> JSONResponse:
-    display, key = _scope_of(scope)
+    display, key = _scope_of(scope, request)
     authorize_at(request, _ACT + "roleDefinitions/read", display)
     store = request.app.state.identity.store
     f = request.query_params.get("$filter", "")
@@ -116,7 +120,7 @@ async def list_scoped_definitions(request: Request, scope: str, _v: ApiVersion) 
 
 
 async def _get_definition(request: Request, scope: str, role_id: str) -> JSONResponse:
-    display, _ = _scope_of(scope)
+    display, _ = _scope_of(scope, request)
     authorize_at(request, _ACT + "roleDefinitions/read", display)
     key = role_id.lower()
     for role in BUILTIN_ROLES.values():
@@ -139,7 +143,7 @@ async def get_scoped_definition(request: Request, scope: str, roleId: str, _v: A
 
 
 async def _put_definition(request: Request, scope: str, role_id: str) -> JSONResponse:
-    display, _ = _scope_of(scope)
+    display, _ = _scope_of(scope, request)
     body = await read_json(request, request.app.state.settings.max_body_bytes)
     props = body.get("properties") if isinstance(body, dict) else None
     scopes = props.get("assignableScopes") if isinstance(props, dict) else None
@@ -164,7 +168,7 @@ async def put_scoped_definition(request: Request, scope: str, roleId: str, _v: A
 
 
 async def _delete_definition(request: Request, scope: str, role_id: str) -> Response:
-    display, _ = _scope_of(scope)
+    display, _ = _scope_of(scope, request)
     store = request.app.state.identity.store
     row = await run_in_threadpool(get_definition, store.db, role_id)
     for s in [display] + (list(row.assignable_scopes) if row is not None else []):
@@ -188,7 +192,7 @@ async def delete_scoped_definition(request: Request, scope: str, roleId: str, _v
 
 # ------------------------------------------------------------------------------------- role assignments
 async def _list_assignments(request: Request, scope: str) -> JSONResponse:
-    display, key = _scope_of(scope)
+    display, key = _scope_of(scope, request)
     authorize_at(request, _ACT + "roleAssignments/read", display)
     store = request.app.state.identity.store
     f = request.query_params.get("$filter", "")
@@ -219,7 +223,7 @@ def _assignment_in(store: Any, name: str, key: str) -> Assignment:
 
 
 async def _get_assignment(request: Request, scope: str, name: str) -> JSONResponse:
-    display, key = _scope_of(scope)
+    display, key = _scope_of(scope, request)
     authorize_at(request, _ACT + "roleAssignments/read", display)
     a = await run_in_threadpool(_assignment_in, request.app.state.identity.store, name, key)
     return JSONResponse(_render_assignment(a))
@@ -245,7 +249,7 @@ def _principal_type(store: Any, principal_id: str, db: Any, allow_external: bool
 
 
 async def _put_assignment(request: Request, scope: str, name: str) -> JSONResponse:
-    display, key = _scope_of(scope)
+    display, key = _scope_of(scope, request)
     authorize_at(request, _ACT + "roleAssignments/write", display)
     try:
         name = str(uuid.UUID(name))
@@ -294,7 +298,7 @@ async def put_scoped_assignment(request: Request, scope: str, name: str, _v: Api
 
 
 async def _delete_assignment(request: Request, scope: str, name: str) -> Response:
-    display, key = _scope_of(scope)
+    display, key = _scope_of(scope, request)
     authorize_at(request, _ACT + "roleAssignments/delete", display)
     store = request.app.state.identity.store
     try:
