@@ -143,3 +143,19 @@ def test_assignment_refusals(server: Server) -> None:
         client.role_definitions.create_or_update(SUB_SCOPE, str(uuid.uuid4()), {
             "role_name": "no scopes", "permissions": [{"actions": ["*/read"]}], "assignable_scopes": []})
     assert e.value.status_code == 400 and e.value.error.target == "properties.assignableScopes"
+
+
+def test_local_role_commands_share_the_store(server: Server) -> None:
+    """``vmforge role assign`` names a managed identity by resource id, and the ARM API lists what it made."""
+    from tests.identity.helpers import cli
+
+    group = _group(server, "rg-cli")
+    ident = msi_client(server).user_assigned_identities.create_or_update(group, "cli-made", {"location": "westus"})
+    scope = f"{SUB_SCOPE}/resourceGroups/{group}"
+    made = cli(server, "role", "assign", "--assignee", ident.id, "--role", "Managed Identity Operator",
+               "--scope", scope)
+    assert made["principalId"] == ident.principal_id and made["roleDefinitionName"] == "Managed Identity Operator"
+    listed = list(auth_client(server).role_assignments.list_for_scope(
+        scope, filter=f"principalId eq '{ident.principal_id}'"))
+    assert [(a.name, a.role_definition_id.rsplit("/", 1)[-1]) for a in listed] == [
+        (made["id"], "f1a07417-d97a-45cb-824c-7a7467783830")]

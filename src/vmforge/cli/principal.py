@@ -103,20 +103,24 @@ def delete(ref: Annotated[str, typer.Argument(help="App id, object id or display
 
 
 def _principal_id(store: Any, assignee: str) -> str:
-    """A registered principal's object id, or ``assignee`` itself (an external issuer's object id)."""
+    """A registered principal's object id — a service principal by app id, object id or name, a managed identity
+    by resource id, client id or principal id — or ``assignee`` itself (an external issuer's object id)."""
     from vmforge.errors import NotFound
+    from vmforge.identity import managed
 
     try:
         return store.find(assignee).object_id
     except NotFound:
-        return assignee
+        ident = (managed.by_id(store.db, assignee) or managed.by_client(store.db, assignee)
+                 or managed.by_principal(store.db, assignee))
+        return ident.principal_id if ident is not None else assignee
 
 
 @role_app.command("assign")
 def assign(assignee: Annotated[str, typer.Option("--assignee", help="App id, object id or name of a principal "
                                                  "(or an external issuer's object id).")],
-           role: Annotated[str, typer.Option("--role", help="Owner, Contributor, Reader or "
-                                             "'Image Builder Operator'.")],
+           role: Annotated[str, typer.Option("--role", help="A built-in role (Owner, Contributor, Reader, "
+                                             "'Image Builder Operator', …) or a custom one, by name or id.")],
            scope: Annotated[str, typer.Option("--scope", help="/, /subscriptions/ID or "
                                               "/subscriptions/ID/resourceGroups/NAME.")] = "/",
            data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> None:
