@@ -71,6 +71,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+RESOURCES_API = "2025-04-01"  # azure-mgmt-resource 26's api-version for resource groups
+IDENTITY_SUBSCRIPTION, IDENTITY_GROUP = "00000000-0000-0000-0000-000000000000", "rg1"
+
+
 @dataclass
 class Server:
     data_dir: Path
@@ -108,11 +112,36 @@ class Server:
                 if Path(self.cert).exists():
                     r = httpx.get(self.url + "/healthz", verify=self.ssl_context(), timeout=1)
                     if r.status_code == 200:
-                        return
+                        break
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
+        else:
+            raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
+        # Every server the tests start has the group of the session-wide managed identity (the wire helpers'
+        # IDENTITY: group rg1 of subscription 00000000-0000-0000-0000-000000000000), which templates name.
+        self.ensure_group(IDENTITY_SUBSCRIPTION, IDENTITY_GROUP)
+        # ... and that identity itself (identity_1, the one Microsoft's examples name): a template PUT checks that
+        # every identity it names exists and that the caller may assign it.
+        self.ensure_identity(IDENTITY_SUBSCRIPTION, IDENTITY_GROUP, "identity_1")
+
+    def ensure_identity(self, subscription: str, group: str, name: str, location: str = "westus") -> dict:
+        """Create the user-assigned managed identity (or leave it as it is) through the ARM route."""
+        with self.http() as c:
+            r = c.put(f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/"
+                      f"userAssignedIdentities/{name}", params={"api-version": "2023-01-31"},
+                      json={"location": location})
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+
+    def ensure_group(self, subscription: str, group: str, location: str = "westus") -> dict:
+        """Create the resource group (or leave it as it is) through the ARM route, as a user would: templates,
+        images, galleries and identities are only created in a group that exists."""
+        with self.http() as c:
+            r = c.put(f"/subscriptions/{subscription}/resourceGroups/{group}",
+                      params={"api-version": RESOURCES_API}, json={"location": location})
+        assert r.status_code in (200, 201), r.text
+        return r.json()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:

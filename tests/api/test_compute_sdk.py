@@ -39,6 +39,8 @@ def imports(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def srv(tmp_path_factory: pytest.TempPathFactory, imports: Path) -> Iterator[Server]:
     s = Server(tmp_path_factory.mktemp("vmforge-compute") / "data", free_port(), ["--import-root", str(imports)])
     s.start()
+    for group in ("rg", "rg-bad", "rgw"):  # the fixed groups the tests below put into
+        s.ensure_group(SUBSCRIPTION, group)
     yield s
     s.stop()
 
@@ -51,14 +53,20 @@ def client(srv: Server):  # noqa: ANN201
                                    connection_verify=srv.cert, polling_interval=0.05, retry_total=0)
 
 
+def new_group(srv: Server) -> str:
+    name = f"rg-{uuid.uuid4().hex[:6]}"
+    srv.ensure_group(SUBSCRIPTION, name)
+    return name
+
+
 def image_body(uri: str) -> dict:
     return {"location": "westus", "tags": {"team": "images"}, "properties": {
         "hyperVGeneration": "V2",
         "storageProfile": {"osDisk": {"osType": "Linux", "osState": "Generalized", "blobUri": uri}}}}
 
 
-def test_image_from_vhd_get_list_delete(client, imports: Path) -> None:  # noqa: ANN001
-    rg = f"rg-{uuid.uuid4().hex[:6]}"
+def test_image_from_vhd_get_list_delete(client, srv: Server, imports: Path) -> None:  # noqa: ANN001
+    rg = new_group(srv)
     img = client.images.begin_create_or_update(rg, "img1", image_body((imports / "disk.vhd").as_uri())).result()
     assert img.name == "img1" and img.provisioning_state == "Succeeded"
     assert img.storage_profile.os_disk.os_type == "Linux"
@@ -129,7 +137,7 @@ def test_platform_import_refuses_what_is_not_a_disk_image(srv: Server, imports: 
 
 
 @pytest.mark.parametrize("kind", ["qcow2", "raw-mbr", "raw-gpt", "ext4", "vhd-fixed"])
-def test_real_disk_images_are_accepted(client, imports: Path, kind: str) -> None:  # noqa: ANN001
+def test_real_disk_images_are_accepted(client, srv: Server, imports: Path, kind: str) -> None:  # noqa: ANN001
     path = imports / f"ok-{kind}.{'vhd' if kind == 'vhd-fixed' else 'img'}"
     if kind == "raw-gpt":
         make_gpt(path)
@@ -143,14 +151,14 @@ def test_real_disk_images_are_accepted(client, imports: Path, kind: str) -> None
             subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", fmt, *opts, str(path), str(conv)],
                            check=True)
             conv.replace(path)
-    rg = f"rg-{uuid.uuid4().hex[:6]}"
+    rg = new_group(srv)
     img = client.images.begin_create_or_update(rg, "ok", image_body(path.as_uri())).result()
     assert img.provisioning_state == "Succeeded"
     client.images.begin_delete(rg, "ok").result()
 
 
-def test_gallery_definition_versions(client, imports: Path) -> None:  # noqa: ANN001
-    rg = f"rg-{uuid.uuid4().hex[:6]}"
+def test_gallery_definition_versions(client, srv: Server, imports: Path) -> None:  # noqa: ANN001
+    rg = new_group(srv)
     src = client.images.begin_create_or_update(rg, "base", image_body((imports / "disk.vhd").as_uri())).result()
     with pytest.raises(ResourceNotFoundError) as e:  # no gallery yet
         client.gallery_images.begin_create_or_update(rg, "gal", "ubuntu", {"location": "westus", "properties": {

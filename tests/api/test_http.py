@@ -36,8 +36,11 @@ def wait_op(http: httpx.Client, url: str, timeout: float = 20) -> dict:
     raise AssertionError("operation did not finish")
 
 
-def rg() -> str:
-    return f"rg-{uuid.uuid4().hex[:8]}"
+def rg(srv: Server) -> str:
+    """A new resource group on ``srv`` (templates are created only in a group that exists)."""
+    name = f"rg-{uuid.uuid4().hex[:8]}"
+    srv.ensure_group(SUBSCRIPTION, name)
+    return name
 
 
 def test_no_token_is_401_with_challenge(server: Server) -> None:
@@ -66,7 +69,7 @@ def test_api_version_errors(server: Server) -> None:
 
 
 def test_body_errors_store_nothing(server: Server) -> None:
-    group = rg()
+    group = rg(server)
     url = tpl_url(group, "b")
     with server.http() as http:
         r = http.put(url, params={"api-version": V}, content=b"{not json", headers={"Content-Type": "application/json"})
@@ -84,7 +87,7 @@ def test_body_errors_store_nothing(server: Server) -> None:
 
 
 def test_put_lro_headers_and_operation_resource(server: Server) -> None:
-    group = rg()
+    group = rg(server)
     with server.http() as http:
         r = http.put(tpl_url(group, "lro"), params={"api-version": V}, json=body())
         assert r.status_code == 201
@@ -104,7 +107,7 @@ def test_put_lro_headers_and_operation_resource(server: Server) -> None:
 
 
 def test_changed_put_is_refused_with_409(server: Server) -> None:
-    group = rg()
+    group = rg(server)
     with server.http() as http:
         r = http.put(tpl_url(group, "c"), params={"api-version": V}, json=body())
         wait_op(http, r.headers["Azure-AsyncOperation"])
@@ -119,7 +122,7 @@ def test_changed_put_is_refused_with_409(server: Server) -> None:
 
 
 def test_paths_are_case_insensitive_names_kept(server: Server) -> None:
-    group = rg()
+    group = rg(server)
     with server.http() as http:
         r = http.put(tpl_url(group, "CaseName"), params={"api-version": V}, json=body())
         wait_op(http, r.headers["Azure-AsyncOperation"])
@@ -132,7 +135,7 @@ def test_paths_are_case_insensitive_names_kept(server: Server) -> None:
 
 
 def test_delete_location_protocol(server: Server) -> None:
-    group = rg()
+    group = rg(server)
     with server.http() as http:
         r = http.put(tpl_url(group, "d"), params={"api-version": V}, json=body())
         wait_op(http, r.headers["Azure-AsyncOperation"])
@@ -153,7 +156,7 @@ def test_delete_location_protocol(server: Server) -> None:
 
 
 def test_concurrent_puts_of_one_name_make_one_template(server: Server) -> None:
-    group = rg()
+    group = rg(server)
     with server.http() as http:
         def put(_: int) -> int:
             return http.put(tpl_url(group, "race"), params={"api-version": V}, json=body()).status_code
@@ -177,7 +180,7 @@ def test_unknown_route_is_cloud_error(server: Server) -> None:
 def test_restart_keeps_everything(tmp_path) -> None:  # noqa: ANN001
     srv = Server(tmp_path / "data", free_port())
     srv.start()
-    group = rg()
+    group = rg(srv)
     try:
         with srv.http() as http:
             r = http.put(tpl_url(group, "survivor"), params={"api-version": V}, json=body())
@@ -195,7 +198,7 @@ def test_restart_keeps_everything(tmp_path) -> None:  # noqa: ANN001
 def test_allow_template_updates(tmp_path) -> None:  # noqa: ANN001
     srv = Server(tmp_path / "data", free_port(), ["--allow-template-updates"])
     srv.start()
-    group = rg()
+    group = rg(srv)
     try:
         with srv.http() as http:
             r = http.put(tpl_url(group, "u"), params={"api-version": V}, json=body())
@@ -214,7 +217,7 @@ def test_allow_template_updates(tmp_path) -> None:  # noqa: ANN001
 
 
 def test_run_routes_refuse_odd_ids_with_404(server: Server) -> None:
-    group = rg()
+    group = rg(server)
     with server.http() as http:
         r = http.put(tpl_url(group, "runs"), params={"api-version": V}, json=body())
         wait_op(http, r.headers["Azure-AsyncOperation"])

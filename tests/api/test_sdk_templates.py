@@ -9,7 +9,7 @@ import uuid
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from tests.conftest import SUBSCRIPTION, imagebuilder_client, load_example
+from tests.conftest import SUBSCRIPTION, Server, imagebuilder_client, load_example
 
 VERSIONS = [None, "2022-07-01", "2023-07-01", "2024-02-01"]
 READ_ONLY = {"id", "systemData", "provisioningState", "exactStagingResourceGroup", "lastRunStatus",
@@ -49,15 +49,18 @@ def api(request, server):  # noqa: ANN001, ANN201
     return request.param, imagebuilder_client(server, request.param)
 
 
-def rg() -> str:
-    return f"rg-{uuid.uuid4().hex[:8]}"
+def rg(srv: Server) -> str:
+    """A new resource group on ``srv`` (templates are created only in a group that exists)."""
+    name = f"rg-{uuid.uuid4().hex[:8]}"
+    srv.ensure_group(SUBSCRIPTION, name)
+    return name
 
 
 @pytest.mark.parametrize("kind", ["Linux", "Windows"])
-def test_create_example_get_and_delete(api, kind):  # noqa: ANN001
+def test_create_example_get_and_delete(api, server, kind):  # noqa: ANN001
     version, client = api
     body, expected = create_body(version, kind)
-    group, name = rg(), f"tpl{kind}"
+    group, name = rg(server), f"tpl{kind}"
     ops = client.virtual_machine_image_templates
     created = ops.begin_create_or_update(group, name, body).result()
     assert created.provisioning_state == "Succeeded"
@@ -82,10 +85,10 @@ def test_create_example_get_and_delete(api, kind):  # noqa: ANN001
     assert e.value.error.code == "ResourceNotFound"
 
 
-def test_list_pages_both_ways(api):  # noqa: ANN001
+def test_list_pages_both_ways(api, server):  # noqa: ANN001
     version, client = api
     body, _ = create_body(version)
-    group = rg()
+    group = rg(server)
     names = [f"page-{i}" for i in range(7)]
     ops = client.virtual_machine_image_templates
     pollers = [ops.begin_create_or_update(group, n, body) for n in names]
@@ -100,10 +103,10 @@ def test_list_pages_both_ways(api):  # noqa: ANN001
     assert set(names) <= all_names
 
 
-def test_update_tags_and_identity(api):  # noqa: ANN001
+def test_update_tags_and_identity(api, server):  # noqa: ANN001
     version, client = api
     body, _ = create_body(version)
-    group, name = rg(), "tags"
+    group, name = rg(server), "tags"
     ops = client.virtual_machine_image_templates
     ops.begin_create_or_update(group, name, body).result()
     updated = ops.begin_update(group, name, {"tags": {"new-tag": "new-value"}}).result()
@@ -114,10 +117,10 @@ def test_update_tags_and_identity(api):  # noqa: ANN001
     assert not removed.identity.user_assigned_identities
 
 
-def test_triggers(api):  # noqa: ANN001
+def test_triggers(api, server):  # noqa: ANN001
     version, client = api
     body, _ = create_body(version)
-    group, name = rg(), "trig"
+    group, name = rg(server), "trig"
     client.virtual_machine_image_templates.begin_create_or_update(group, name, body).result()
     trig = client.triggers.begin_create_or_update(group, name, "source", {"properties": {"kind": "SourceImage"}}).result()
     assert trig.name == "source"
@@ -139,9 +142,9 @@ def test_operations_list(api):  # noqa: ANN001
     assert len(names) == 13
 
 
-def test_not_found(api):  # noqa: ANN001
+def test_not_found(api, server):  # noqa: ANN001
     _, client = api
-    group = rg()
+    group = rg(server)
     with pytest.raises(ResourceNotFoundError) as e:
         client.virtual_machine_image_templates.get(group, "missing")
     assert e.value.error.code == "ResourceNotFound"
@@ -155,11 +158,11 @@ def test_not_found(api):  # noqa: ANN001
     client.virtual_machine_image_templates.begin_delete(group, "missing").result()
 
 
-def test_run_with_a_missing_source_fails_with_aibs_code(api):  # noqa: ANN001
+def test_run_with_a_missing_source_fails_with_aibs_code(api, server):  # noqa: ANN001
     """The example's source image does not exist here: the run fails honestly, with AIB's code, builds nothing."""
     version, client = api
     body, _ = create_body(version)
-    group, name = rg(), "run"
+    group, name = rg(server), "run"
     ops = client.virtual_machine_image_templates
     ops.begin_create_or_update(group, name, body).result()
     with pytest.raises(HttpResponseError) as e:
@@ -187,11 +190,11 @@ BROKEN = [
 
 
 @pytest.mark.parametrize("mutate,target", BROKEN, ids=[t for _, t in BROKEN])
-def test_validation_rules_rejected(api, mutate, target):  # noqa: ANN001
+def test_validation_rules_rejected(api, server, mutate, target):  # noqa: ANN001
     version, client = api
     body, _ = create_body(version)
     mutate(body["properties"])
-    group = rg()
+    group = rg(server)
     with pytest.raises(HttpResponseError) as e:
         client.virtual_machine_image_templates.begin_create_or_update(group, "broken", body).result()
     assert e.value.status_code == 400
@@ -209,5 +212,5 @@ def test_every_error_at_once(server):  # noqa: ANN001
     body["properties"]["distribute"][0]["runOutputName"] = "bad name"
     body["properties"]["customize"][0]["inline"] = ["x"]
     with pytest.raises(HttpResponseError) as e:
-        client.virtual_machine_image_templates.begin_create_or_update(rg(), "many", body).result()
+        client.virtual_machine_image_templates.begin_create_or_update(rg(server), "many", body).result()
     assert len(e.value.error.details) >= 3

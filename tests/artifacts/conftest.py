@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from vmforge.artifacts import Artifacts
+from vmforge.service import groups
 from vmforge.store.db import Database
 
 MIB = 1024 * 1024
@@ -93,8 +94,15 @@ def db(data_dir: Path) -> Iterator[Database]:
     database.dispose()
 
 
+# The subscription and resource group the artifact tests put their images and galleries into.
+SUB, RG = "00000000-1111-2222-3333-444444444444", "rg1"
+
+
 @pytest.fixture
 def artifacts(db: Database, data_dir: Path) -> Artifacts:
+    """The artifact services over a fresh database that holds the group ``RG`` of ``SUB`` (artifacts are
+    created only in a group that exists)."""
+    groups.ensure(db, SUB, RG, "westus")
     return Artifacts(db, data_dir, [data_dir / "imports"], durable=False)
 
 

@@ -19,6 +19,7 @@ from tests.conftest import REPO, free_port, missing_dependency
 from vmforge.artifacts import Artifacts
 from vmforge.artifacts.formats import is_azure_fixed_vhd
 from vmforge.artifacts.vhdstore import AzureBlobVhdStore, DirectoryVhdStore
+from vmforge.service import groups
 
 # Azurite's well-known development account (public, documented; not a secret).
 DEV_ACCOUNT = "devstoreaccount1"
@@ -86,6 +87,7 @@ def test_blob_uri_import_with_account_key(azurite: str, data_dir: Path, db, raw_
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VMFORGE_BLOB_CONNECTION_STRING", azurite)
     arts = Artifacts(db, data_dir, [data_dir / "imports"], durable=False)
+    groups.ensure(db, "sub", "rg", "westus")
     vhd = arts.export(raw_image, "vhd", data_dir / "x.vhd")
     uri = AzureBlobVhdStore(azurite).put(vhd, "sources", "x.vhd")
     row, created, _ = arts.images.put("sub", "rg", "fromblob", {"location": "westus", "properties": {

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.artifacts.conftest import MIB, ImageMaker, file_uri, make_raw
+from tests.artifacts.conftest import MIB, RG, SUB, ImageMaker, file_uri, make_raw
 from vmforge.artifacts import Artifacts
 from vmforge.artifacts.errors import ImportPathForbidden, InvalidImage, InvalidParameter, UnsupportedImageFormat
 from vmforge.errors import ValidationFailed
 from vmforge.store.artifact_models import ArtifactBlob
 
-SUB, RG = "00000000-1111-2222-3333-444444444444", "rg1"
 
 
 def image_body(uri: str, **disk: object) -> dict:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.artifacts.conftest import MIB, ImageMaker, file_uri, make_ext4, make_gpt, make_raw, random_file, run_tool
+from tests.artifacts.conftest import (MIB, RG, SUB, ImageMaker, file_uri, make_ext4, make_gpt, make_raw, random_file,
+                                      run_tool)
 from vmforge.artifacts import Artifacts, formats
 from vmforge.artifacts.errors import BadImageFormat, InvalidImage
 from vmforge.artifacts.platform import Urn
 
-SUB, RG = "00000000-1111-2222-3333-444444444444", "rg1"
 P = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.artifacts.conftest import ImageMaker, file_uri
+from tests.artifacts.conftest import RG, SUB, ImageMaker, file_uri
 from vmforge.artifacts import Artifacts
 from vmforge.artifacts.errors import ParentNotFound
 from vmforge.artifacts.formats import MIB, is_azure_fixed_vhd, read_vhd_footer
@@ -17,7 +17,6 @@ from vmforge.artifacts.platform import Urn
 from vmforge.errors import NotFound
 from vmforge.fetch import ChecksumMismatch
 
-SUB, RG = "00000000-1111-2222-3333-444444444444", "rg1"
 P = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute"
 
 
@@ -93,3 +92,32 @@ def test_platform_catalog_latest_and_url_catalog(artifacts: Artifacts, raw_image
     assert len(artifacts.platform.list_versions("debian", "DEBIAN-12", "12")) == 1
     with pytest.raises(ChecksumMismatch):
         artifacts.platform.resolve(Urn.parse("Debian:debian-12:12:0.20230101.1"))
+
+
+def test_nothing_is_created_in_a_missing_group(artifacts: Artifacts, raw_image: Path) -> None:
+    """Images (imported or a build's output), galleries, definitions and versions need their group: 404
+    ResourceGroupNotFound before any import, nothing stored."""
+    from vmforge.errors import ArmError
+    from vmforge.store.artifact_models import ArtifactBlob
+
+    missing = "rg-missing"
+    p = f"/subscriptions/{SUB}/resourceGroups/{missing}/providers/Microsoft.Compute"
+    definition = {"location": "westus", "properties": {"osType": "Linux", "osState": "Generalized",
+                                                       "identifier": {"publisher": "p", "offer": "o", "sku": "s"}}}
+    attempts = [
+        lambda: artifacts.images.put(SUB, missing, "img", {"location": "westus", "properties": {"storageProfile": {
+            "osDisk": {"osType": "Linux", "osState": "Generalized", "blobUri": file_uri(raw_image)}}}}),
+        lambda: artifacts.register_managed_image(raw_image, f"{p}/images/built", location="westus"),
+        lambda: artifacts.galleries.put_gallery(SUB, missing, "gal", {"location": "westus"}),
+        lambda: artifacts.galleries.put_definition(SUB, missing, "gal", "def", definition),
+        lambda: artifacts.create_gallery_version(f"{p}/galleries/gal/images/def/versions/1.0.0", location="westus",
+                                                 source_id=f"{p}/images/img", path=raw_image),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ArmError) as e:
+            attempt()
+        assert (e.value.status, e.value.code) == (404, "ResourceGroupNotFound")
+    assert artifacts.images.list(SUB) == [] and artifacts.galleries.list_galleries(SUB) == []
+    with artifacts.db.read() as s:
+        assert s.query(ArtifactBlob).count() == 0
+    assert list(artifacts.blobs.objects.glob("*/*.qcow2")) == []

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.artifacts.conftest import MIB, make_raw, random_file
+from tests.artifacts.conftest import MIB, RG, SUB, make_raw, random_file
 from vmforge import fetch
 from vmforge.artifacts import Artifacts
 from vmforge.artifacts.errors import BadImageFormat
 from vmforge.artifacts.platform import Urn
 from vmforge.artifacts.sources import IMAGE_MAX_BYTES, SourcePolicy
 
-SUB, RG = "00000000-1111-2222-3333-444444444444", "rg1"
 BLOB_URI = "properties.storageProfile.osDisk.blobUri"
 
 

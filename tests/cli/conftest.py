@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from tests.conftest import Server
 from tests.wire.helpers import minimal
 from vmforge.cli import app
+from vmforge.cli.client import DEFAULT_SUBSCRIPTION
 
 Invoke = Callable[..., Result]
 
@@ -38,8 +39,11 @@ def cli(server: Server) -> Invoke:
 
 
 @pytest.fixture
-def group() -> str:
-    return f"cli-{uuid.uuid4().hex[:8]}"
+def group(server: Server) -> str:
+    """A new resource group in the CLI's default subscription (templates need a group that exists)."""
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    server.ensure_group(DEFAULT_SUBSCRIPTION, name)
+    return name
 
 
 @pytest.fixture

@@ -167,3 +167,36 @@ def test_server_resolution(server: Server, group: str, tmp_path: Path) -> None:
     # A bad token: the server's 401 as an error line.
     r = invoke(["template", "list", "--data-dir", str(server.data_dir)], {"VMFORGE_TOKEN": "nope"})
     assert r.exit_code == 1 and r.stderr.startswith("error: InvalidAuthenticationToken: ")
+
+
+def test_a_missing_group_is_named_and_created_on_request(cli: Invoke, server: Server,
+                                                         template_file: Callable[..., Path]) -> None:
+    """`template create` and `build` into a group that does not exist: the error names it and the flag that
+    creates it (nothing is made); with --create-group the group is made in the template's location."""
+    import uuid
+
+    from vmforge.cli.client import DEFAULT_SUBSCRIPTION
+
+    body = minimal()
+    body["location"] = "eastus"
+    path = template_file(body, "eastern.json")
+    for cmd in (["template", "create", path], ["build", path]):
+        group = f"cli-new-{uuid.uuid4().hex[:6]}"
+        r = cli(*cmd, "-g", group)
+        assert r.exit_code == 1, r.output
+        assert (f"error: ResourceGroupNotFound: The resource group '{group}' does not exist in subscription "
+                f"'{DEFAULT_SUBSCRIPTION}'. Create it in 'eastus' with --create-group, or name another with -g."
+                in r.stderr), r.stderr
+        with server.http() as c:
+            assert c.head(f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{group}",
+                          params={"api-version": "2025-04-01"}).status_code == 404
+        r = cli(*cmd, "-g", group, "--create-group")
+        assert f"resource group {group}: created in eastus" in r.stderr, r.output
+        assert cli("template", "show", "eastern", "-g", group).exit_code == 0
+        with server.http() as c:
+            g = c.get(f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{group}",
+                      params={"api-version": "2025-04-01"}).json()
+        assert g["location"] == "eastus"
+        # The group exists now: asking again creates nothing and leaves it as it is.
+        r = cli(*cmd, "-g", group, "--create-group")
+        assert f"resource group {group}: created" not in r.stderr, r.output

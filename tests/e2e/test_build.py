@@ -66,6 +66,8 @@ def start_server(tmp: Path, imports: Path, *extra: str) -> Server:
     srv = Server(tmp / "data", free_port(), ["--import-root", str(imports), "--allow-fetch-from", "127.0.0.0/8",
                                              *extra])
     srv.start()
+    for group in ("sources", "out"):  # the groups of the source images and of the distribution targets
+        srv.ensure_group(SUBSCRIPTION, group)
     return srv
 
 
@@ -104,6 +106,7 @@ def run_template(srv: Server, body: dict, name: str | None = None, wait: bool = 
     client = imagebuilder_client(srv)
     client._config.polling_interval = 1
     group, name = f"rg-{uuid.uuid4().hex[:6]}", name or f"t-{uuid.uuid4().hex[:6]}"
+    srv.ensure_group(SUBSCRIPTION, group)
     ops = client.virtual_machine_image_templates
     ops.begin_create_or_update(group, name, body).result()
     poller = ops.begin_run(group, name)

@@ -14,7 +14,9 @@ import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
+from collections.abc import Callable
+
+import pytest
 
 from tests.conftest import REPO, SUBSCRIPTION, Server, missing_dependency
 from tests.identity.helpers import cli
@@ -40,27 +42,33 @@ def az_binary() -> str:
     return str(az)
 
 
-def test_az_login_and_image_builder_commands(server: Server, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def az(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess]:
+    """``az(*args, ok=True)``: the real CLI, logged in to the session server as a Contributor of SUBSCRIPTION."""
     az_bin = az_binary()
-    env = {**os.environ, "AZURE_CONFIG_DIR": str(tmp_path / "az"), "REQUESTS_CA_BUNDLE": server.cert,
+    env = {**os.environ, "AZURE_CONFIG_DIR": str(tmp_path_factory.mktemp("az")), "REQUESTS_CA_BUNDLE": server.cert,
            "AZURE_CORE_COLLECT_TELEMETRY": "false", "AZURE_CORE_INSTANCE_DISCOVERY": "false",
            "AZURE_CORE_NO_COLOR": "1", "AZURE_CORE_SURVEY_MESSAGE": "false", "AZURE_CORE_ONLY_SHOW_ERRORS": "true"}
 
-    def az(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
         r = subprocess.run([az_bin, *args], env=env, capture_output=True, text=True, timeout=180)
         if ok:
             assert r.returncode == 0, (args, r.stdout[-2000:], r.stderr[-2000:])
         return r
 
     sp = cli(server, "principal", "create", "az-cli", "--role", "Contributor", "--scope", f"/subscriptions/{SUBSCRIPTION}")
-    az("cloud", "register", "-n", "vmforge", "--endpoint-resource-manager", server.url)
-    az("cloud", "set", "-n", "vmforge")
-    accounts = json.loads(az("login", "--service-principal", "-u", sp["appId"], "-p", sp["password"],
-                             "--tenant", sp["tenant"]).stdout)
+    run("cloud", "register", "-n", "vmforge", "--endpoint-resource-manager", server.url)
+    run("cloud", "set", "-n", "vmforge")
+    accounts = json.loads(run("login", "--service-principal", "-u", sp["appId"], "-p", sp["password"],
+                              "--tenant", sp["tenant"]).stdout)
     assert [a["id"] for a in accounts] == [SUBSCRIPTION]
-    group, identity = f"rg-az-{uuid.uuid4().hex[:6]}", (
-        f"/subscriptions/{SUBSCRIPTION}/resourcegroups/rg/providers/Microsoft.ManagedIdentity/"
-        "userAssignedIdentities/id1")
+    return run
+
+
+def test_az_login_and_image_builder_commands(az: Callable[..., subprocess.CompletedProcess]) -> None:
+    group = f"rg-az-{uuid.uuid4().hex[:6]}"
+    az("group", "create", "-n", group, "-l", "westus")  # templates and identities live in a group that exists
+    identity = json.loads(az("identity", "create", "-g", group, "-n", "id1").stdout)["id"]
     t = json.loads(az("image", "builder", "create", "-g", group, "-n", "tpl", "--image-source",
                       "Debian:debian-12:12:latest", "--scripts", "https://example.org/setup.sh",
                       "--managed-image-destinations", "img1=westus", "--identity", identity).stdout)
@@ -75,3 +83,33 @@ def test_az_login_and_image_builder_commands(server: Server, tmp_path: Path) -> 
     assert "\nCode: BadPIRSource\n" in run.stderr, run.stderr
     az("image", "builder", "delete", "-g", group, "-n", "tpl")
     assert json.loads(az("image", "builder", "list", "-g", group).stdout) == []
+
+
+def test_az_group_commands(az: Callable[..., subprocess.CompletedProcess]) -> None:
+    """``az group create|show|exists|list|update --tags|delete --yes`` — the delete waits for ARM's
+    long-running operation, and takes the image template in the group with it."""
+    group, tag = f"rg-azg-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:8]
+    assert az("group", "exists", "-n", group).stdout.strip() == "false"
+    shown = az("group", "show", "-n", group, ok=False)
+    assert shown.returncode == 3 and "(ResourceGroupNotFound)" in shown.stderr, shown.stderr
+    g = json.loads(az("group", "create", "-n", group, "-l", "West US", "--tags", f"run={tag}").stdout)
+    assert (g["name"], g["location"], g["tags"], g["properties"]["provisioningState"]) == (
+        group, "westus", {"run": tag}, "Succeeded")
+    assert az("group", "exists", "-n", group).stdout.strip() == "true"
+    assert json.loads(az("group", "show", "-n", group).stdout)["id"] == f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}"
+    assert group in [x["name"] for x in json.loads(az("group", "list").stdout)]
+    assert [x["name"] for x in json.loads(az("group", "list", "--tag", f"run={tag}").stdout)] == [group]
+    updated = json.loads(az("group", "update", "-n", group, "--tags", f"run={tag}", "stage=two").stdout)
+    assert updated["tags"] == {"run": tag, "stage": "two"}
+    assert json.loads(az("group", "show", "-n", group).stdout)["tags"] == {"run": tag, "stage": "two"}
+    ident = json.loads(az("identity", "create", "-g", group, "-n", "builder").stdout)["id"]
+    az("image", "builder", "create", "-g", group, "-n", "tpl", "--image-source", "Debian:debian-12:12:latest",
+       "--scripts", "https://example.org/setup.sh", "--managed-image-destinations", "img1=westus",
+       "--identity", ident)
+    assert [x["name"] for x in json.loads(az("image", "builder", "list", "-g", group).stdout)] == ["tpl"]
+    az("group", "delete", "-n", group, "--yes")
+    assert az("group", "exists", "-n", group).stdout.strip() == "false"
+    assert group not in [x["name"] for x in json.loads(az("group", "list").stdout)]
+    gone = az("image", "builder", "show", "-g", group, "-n", "tpl", ok=False)
+    assert gone.returncode == 3 and "(ResourceNotFound)" in gone.stderr, gone.stderr
+    assert az("identity", "show", "-g", group, "-n", "builder", ok=False).returncode == 3

@@ -22,6 +22,7 @@ P = {"api-version": V}
 def template(server: Server) -> tuple[str, str]:
     """A template made by the admin: (resource group, name)."""
     group = f"rg-rbac-{uuid.uuid4().hex[:6]}"
+    server.ensure_group(SUBSCRIPTION, group)
     with server.http() as http:
         r = http.put(tpl_url(group, "t"), params=P, json=template_body())
         assert r.status_code == 201, r.text
@@ -86,6 +87,7 @@ def test_no_assignment_is_403_everywhere(server: Server, template: tuple[str, st
 
 def test_contributor_at_resource_group_scope(server: Server) -> None:
     group = f"rg-c-{uuid.uuid4().hex[:6]}"
+    server.ensure_group(SUBSCRIPTION, group)
     sp = principal(server, "Contributor", f"/subscriptions/{SUBSCRIPTION}/resourcegroups/{group}")
     with client(server, sp["token"]) as http:
         r = http.put(tpl_url(group, "mine"), params=P, json=template_body())
@@ -151,5 +153,8 @@ def test_meta_routes_for_the_azure_cli(server: Server) -> None:
         assert tenants[0]["tenantId"] == subs["value"][0]["tenantId"]
         locs = http.get(f"/subscriptions/{SUBSCRIPTION}/locations", params={"api-version": "2022-12-01"}).json()
         assert "westus" in {loc["name"] for loc in locs["value"]}
+        missing = http.get(f"/subscriptions/{SUBSCRIPTION}/resourcegroups/myrg", params={"api-version": "2024-11-01"})
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "ResourceGroupNotFound"
+        server.ensure_group(SUBSCRIPTION, "myrg", "West Europe")
         rg = http.get(f"/subscriptions/{SUBSCRIPTION}/resourcegroups/myrg", params={"api-version": "2024-11-01"})
-        assert rg.status_code == 200 and rg.json()["location"] == "westus" and rg.json()["name"] == "myrg"
+        assert rg.status_code == 200 and rg.json()["location"] == "westeurope" and rg.json()["name"] == "myrg"

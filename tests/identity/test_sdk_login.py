@@ -33,6 +33,7 @@ def test_client_secret_credential_logs_in_and_drives_the_sdk(server: Server) -> 
     assert token.token.count(".") == 2 and token.expires_on > 0
     client = sdk(server, cred)
     group = f"rg-sdk-{uuid.uuid4().hex[:6]}"
+    server.ensure_group(SUBSCRIPTION, group)
     t = client.virtual_machine_image_templates.begin_create_or_update(
         group, "viaentra", template_body()).result()
     assert t.provisioning_state == "Succeeded"
@@ -51,6 +52,7 @@ def test_sdk_reader_is_refused_with_authorization_failed(server: Server) -> None
     # included.
     admin = imagebuilder_client(server).virtual_machine_image_templates
     group = f"rg-sdk-{uuid.uuid4().hex[:6]}"
+    server.ensure_group(SUBSCRIPTION, group)
     made = admin.begin_create_or_update(group, "visible", template_body()).result()
     seen = sorted(t.id for t in client.virtual_machine_image_templates.list())
     assert made.id in seen and seen == sorted(t.id for t in admin.list())

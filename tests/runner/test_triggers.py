@@ -51,6 +51,8 @@ def test_new_source_version_starts_a_run(srv: tuple[Server, Path]) -> None:
     from azure.mgmt.compute import ComputeManagementClient
 
     s, imports = srv
+    for group in ("src", "rg"):  # the source image's group and the template's
+        s.ensure_group(SUBSCRIPTION, group)
     cc = ComputeManagementClient(StaticToken(s.token), SUBSCRIPTION, base_url=s.url, connection_verify=s.cert,
                                  polling_interval=0.1, retry_total=0)
     cc.images.begin_create_or_update("src", "base", {"location": "westus", "properties": {"storageProfile": {

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.api.test_http import body as template_body, tpl_url
-from tests.conftest import SUBSCRIPTION, Server, free_port
+from tests.conftest import RESOURCES_API, SUBSCRIPTION, Server, free_port
 from tests.identity.helpers import cli, token_for
 
 V = "2025-10-01"
@@ -43,7 +43,9 @@ def nested(depth: int) -> object:
 def test_input_limits_store_nothing(server: Server, mutate, code: str, status: int) -> None:  # noqa: ANN001
     body = template_body()
     mutate(body)
-    url = tpl_url(f"rg-lim-{uuid.uuid4().hex[:6]}", "t")
+    group = f"rg-lim-{uuid.uuid4().hex[:6]}"
+    server.ensure_group(SUBSCRIPTION, group)
+    url = tpl_url(group, "t")
     with server.http() as http:
         r = http.put(url, params=P, json=body)
         assert r.status_code == status, r.text[:500]
@@ -62,6 +64,14 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def test_reads_and_writes_are_throttled_per_principal(limited: Server) -> None:
     group = f"rg-{uuid.uuid4().hex[:6]}"
+    # The group is made by another principal, so that the admin's write budget below is all the templates'.
+    owner = cli(limited, "principal", "create", "group-maker", "--role", "Contributor", "--scope",
+                f"/subscriptions/{SUBSCRIPTION}")
+    with httpx.Client(base_url=limited.url, verify=limited.ssl_context(), headers={
+            "Authorization": "Bearer " + token_for(limited, owner["appId"], owner["password"])}) as maker:
+        r = maker.put(f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}", params={"api-version": RESOURCES_API},
+                      json={"location": "westus"})
+        assert r.status_code == 201, r.text
     with limited.http() as http:
         remaining = []
         for _ in range(5):

@@ -15,7 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from vmforge import __version__
 from vmforge.api import errors
 from vmforge.api.paths import CanonicalPathMiddleware
-from vmforge.api.routes import authorization, compute, identity, imagetemplates, meta, msi, operations, runs
+from vmforge.api.routes import authorization, compute, graph, identity, imagetemplates, meta, msi, operations, runs
+from vmforge.api.routes import resources
 from vmforge.auth import Authenticator
 from vmforge.identity import bootstrap as identity_bootstrap
 from vmforge.identity.logredact import install_redaction
@@ -104,9 +105,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(compute.router)
     app.include_router(meta.router)
+    app.include_router(resources.router)
     app.include_router(identity.router)
     app.include_router(runs.router)
     app.include_router(msi.router)
+    app.include_router(graph.router)
     app.include_router(authorization.router)  # last: its routes match any scope prefix
 
     @app.get("/healthz", include_in_schema=False)

@@ -14,6 +14,7 @@ from vmforge.artifacts import ids
 from vmforge.artifacts.common import HYPERV_GENERATIONS, OS_STATES, OS_TYPES, Checker, keys, new_operation
 from vmforge.artifacts.errors import ParentNotFound, ResourceInUse
 from vmforge.errors import Conflict, NotFound
+from vmforge.service import groups
 from vmforge.service.ids import check_group, utcnow
 from vmforge.store.artifact_models import Gallery, GalleryImage, GalleryImageVersion
 from vmforge.store.db import Database
@@ -44,6 +45,7 @@ class GalleryService:
     # ------------------------------------------------------------------ galleries
     def put_gallery(self, sub: str, group: str, name: str, body: Any) -> tuple[Gallery, bool, Operation]:
         check_group(group)
+        groups.require(self.db, sub, group)  # ARM checks the group before the body
         ids.check_name("gallery", name)
         c = Checker(body)
         location, tags = c.location(), c.tags()
@@ -53,6 +55,7 @@ class GalleryService:
         props = {k: v for k, v in props.items() if k not in ("provisioningState", "identifier")}
         rid = ids.gallery_id(sub, group, name)
         with self.db.session() as s:
+            groups.require_in(s, sub, group)
             row = find_gallery(s, sub, group, name)
             created = row is None
             if row is None:
@@ -93,6 +96,7 @@ class GalleryService:
     def put_definition(self, sub: str, group: str, gallery: str, name: str,
                        body: Any) -> tuple[GalleryImage, bool, Operation]:
         check_group(group)
+        groups.require(self.db, sub, group)
         ids.check_name("gallery image", name)
         c = Checker(body)
         location, tags = c.location(), c.tags()
@@ -108,6 +112,7 @@ class GalleryService:
         props.update(osType=os_type, osState=os_state, hyperVGeneration=gen)
         fixed = (os_type, os_state, gen, (pub or "").lower(), (offer or "").lower(), (sku or "").lower())
         with self.db.session() as s:
+            groups.require_in(s, sub, group)
             g = find_gallery(s, sub, group, gallery)
             if g is None:
                 raise ParentNotFound(f"The gallery '{gallery}' under resource group '{group}' was not found; create "

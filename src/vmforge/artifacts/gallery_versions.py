@@ -17,6 +17,7 @@ from vmforge.artifacts.errors import InvalidParameter, ParentNotFound
 from vmforge.artifacts.galleries import find_definition
 from vmforge.artifacts.versions import Candidate, latest, parse_version
 from vmforge.errors import Conflict, NotFound
+from vmforge.service import groups
 from vmforge.service.ids import check_group, location_key, utcnow
 from vmforge.store.artifact_models import GalleryImageVersion, ManagedImage, VersionReplica
 from vmforge.store.db import Database
@@ -92,12 +93,14 @@ class GalleryVersionService:
         """Create or update a version. ``staged`` (the build engine's output) replaces reading the disk of
         ``storageProfile.source.id``, which is then only recorded."""
         check_group(group)
+        groups.require(self.db, sub, group)
         major, minor, patch = parse_version(name, target="galleryImageVersionName")
         c, props, source_id, regions, exclude = _parse(body)
         c.raise_if_any()
         location, tags = c.location(), c.tags()
         props = {k: v for k, v in props.items() if k not in ("provisioningState", "replicationStatus")}
         with self.blobs.locked(), self.db.session() as s:
+            groups.require_in(s, sub, group)
             d = find_definition(s, sub, group, gallery, image)
             if d is None:
                 raise ParentNotFound(f"The image definition '{gallery}/{image}' under resource group '{group}' was "

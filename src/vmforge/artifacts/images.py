@@ -19,6 +19,7 @@ from vmforge.artifacts.common import HYPERV_GENERATIONS, OS_STATES, OS_TYPES, Ch
 from vmforge.artifacts.errors import InvalidParameter
 from vmforge.artifacts.sources import SourcePolicy, fetched
 from vmforge.errors import Conflict, NotFound
+from vmforge.service import groups
 from vmforge.service.ids import check_group, utcnow
 from vmforge.store.artifact_models import ManagedImage
 from vmforge.store.db import Database
@@ -102,6 +103,7 @@ class ImageService:
 
     def put(self, sub: str, group: str, name: str, body: Any) -> tuple[ManagedImage, bool, Operation]:
         check_group(group)
+        groups.require(self.db, sub, group)  # before the (slow) import of the source
         ids.check_name("image", name)
         spec = parse_image(body)
         rid = ids.image_id(sub, group, name)
@@ -122,6 +124,7 @@ class ImageService:
                  tags: dict[str, str] | None = None) -> ManagedImage:
         """Create an image from a trusted local file (a build's output): no import-root check."""
         check_group(group)
+        groups.require(self.db, sub, group)
         ids.check_name("image", name)
         spec = parse_image({"location": location, "tags": tags or {}, "properties": {
             "hyperVGeneration": hyper_v_generation, "storageProfile": {"osDisk": {
@@ -132,6 +135,7 @@ class ImageService:
     def _create(self, sub: str, group: str, name: str, spec: ImageSpec,
                 content: Staged | str) -> tuple[ManagedImage, bool, Operation]:
         with self.blobs.locked(), self.db.session() as s:
+            groups.require_in(s, sub, group)
             if self.find(s, sub, group, name) is not None:
                 raise Conflict(f"The image '{name}' already exists (created by a concurrent request?).",
                                code="Conflict")

@@ -35,7 +35,7 @@ from vmforge.cli.output import (
     print_error,
 )
 from vmforge.cli.progress import TERMINAL, LiveDisplay, PlainDisplay, Tracker, exit_code, fmt_secs, run_info
-from vmforge.cli.templates import load_body, put_template
+from vmforge.cli.templates import CreateGroupOpt, load_body, put_template
 
 POLL = 1.0
 FAIL_TAIL = 20
@@ -178,19 +178,19 @@ def build(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Template JSON file.")],
     name: Annotated[Optional[str], typer.Option("--name", "-n", help="Template name (default: the resource's "
                                                 "name, else the file name without .json).")] = None,
-    api_version: ApiOpt = "2025-10-01", server: ServerOpt = None, data_dir: DataDirOpt = None,
-    subscription: SubOpt = SUB_DEFAULT, group: GroupOpt = GROUP_DEFAULT,
+    create_group: CreateGroupOpt = False, api_version: ApiOpt = "2025-10-01", server: ServerOpt = None,
+    data_dir: DataDirOpt = None, subscription: SubOpt = SUB_DEFAULT, group: GroupOpt = GROUP_DEFAULT,
 ) -> None:
     """Create (or reuse) an image template from a file, run it and watch it.
 
     Exit code: 0 Succeeded, 1 Failed, 2 PartiallySucceeded, 3 Canceled.
     The first Ctrl-C cancels the run (and keeps watching it); a second one detaches. Example:
 
-        vmforge build ubuntu-nginx.json -g images
+        vmforge build ubuntu-nginx.json -g images --create-group
     """
     client = connect(server, data_dir, subscription, group, api_version)
     tname, body = guarded(lambda: load_body(file, name))
-    _, created = guarded(lambda: put_template(client, tname, body))
+    _, created = guarded(lambda: put_template(client, tname, body, create_group=create_group))
     typer.echo(f"template {tname}: {'created' if created else 'unchanged, reused'}", err=True)
     op_url = guarded(lambda: start_run(client, tname))
     raise typer.Exit(guarded(lambda: watch(client, tname, op_url)))

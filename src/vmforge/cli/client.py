@@ -30,6 +30,7 @@ DEFAULT_GROUP = "vmforge"
 IMAGEBUILDER_API = "2025-10-01"
 COMPUTE_API = "2026-04-01"
 GALLERY_API = "2026-03-03"
+RESOURCES_API = "2025-04-01"  # Microsoft.Resources (resource groups)
 SERVER_FILE = "server.json"
 PROVIDER = "Microsoft.VirtualMachineImages/imageTemplates"
 

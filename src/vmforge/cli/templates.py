@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from vmforge.cli.client import Client, ClientError
+from vmforge.cli.client import RESOURCES_API, Client, ClientError
 from vmforge.cli.output import (
     GROUP_DEFAULT,
     SUB_DEFAULT,
@@ -34,6 +34,8 @@ app = typer.Typer(no_args_is_help=True, help="Image templates on a vmforge serve
 
 NameArg = Annotated[str, typer.Argument(help="Image template name.", show_default=False)]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Return once the server accepted the request.")]
+CreateGroupOpt = Annotated[bool, typer.Option("--create-group", help="Create the resource group, in the "
+                                              "template's location, when it does not exist.")]
 
 TEMPLATE_COLUMNS: list[Column] = [
     ("Name", lambda r: r.get("name")),
@@ -94,9 +96,37 @@ def _has_expression(body: Any) -> bool:
     return is_expression(body)
 
 
-def put_template(client: Client, name: str, body: dict[str, Any], wait: bool = True) -> tuple[dict[str, Any], bool]:
-    """PUT a template (201 new, 200 identical or tags-only) and wait for its provisioning; (resource, created)."""
-    r = client.request("PUT", client.target.template(name), json_body=body)
+def group_path(client: Client) -> str:
+    return f"/subscriptions/{client.target.subscription}/resourceGroups/{client.target.group}"
+
+
+def ensure_group(client: Client, location: str) -> bool:
+    """Create the target's resource group in ``location`` unless it exists (an existing one is left as it is,
+    tags and all); whether it was created."""
+    path = group_path(client)
+    if client.request("HEAD", path, api_version=RESOURCES_API, ok_404=True).status_code != 404:
+        return False
+    client.request("PUT", path, api_version=RESOURCES_API, json_body={"location": location})
+    return True
+
+
+def put_template(client: Client, name: str, body: dict[str, Any], wait: bool = True,
+                 create_group: bool = False) -> tuple[dict[str, Any], bool]:
+    """PUT a template (201 new, 200 identical or tags-only) and wait for its provisioning; (resource, created).
+    A template needs its resource group: ``create_group`` makes it first (in the template's location); without
+    it, a missing group is an error that names it and says how to create it."""
+    location = str(body.get("location") or "")
+    if create_group and location and ensure_group(client, location):
+        typer.echo(f"resource group {client.target.group}: created in {location}", err=True)
+    try:
+        r = client.request("PUT", client.target.template(name), json_body=body)
+    except ClientError as e:
+        if e.code != "ResourceGroupNotFound":
+            raise
+        where = f" in '{location}'" if location else ""
+        raise ClientError(e.code, f"The resource group '{client.target.group}' does not exist in subscription "
+                          f"'{client.target.subscription}'. Create it{where} with --create-group, or name another "
+                          "with -g.", e.details, e.status) from None
     if wait:
         client.wait(r)
         return client.get_json(client.target.template(name)), r.status_code == 201
@@ -109,17 +139,17 @@ def create(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Template JSON file.")],
     name: Annotated[Optional[str], typer.Option("--name", "-n", help="Template name (default: the resource's "
                                                 "name, else the file name without .json).")] = None,
-    no_wait: NoWaitOpt = False, output: OutputOpt = Format.table, api_version: ApiOpt = "2025-10-01",
-    server: ServerOpt = None, data_dir: DataDirOpt = None, subscription: SubOpt = SUB_DEFAULT,
-    group: GroupOpt = GROUP_DEFAULT,
+    no_wait: NoWaitOpt = False, create_group: CreateGroupOpt = False, output: OutputOpt = Format.table,
+    api_version: ApiOpt = "2025-10-01", server: ServerOpt = None, data_dir: DataDirOpt = None,
+    subscription: SubOpt = SUB_DEFAULT, group: GroupOpt = GROUP_DEFAULT,
 ) -> None:
     """Create an image template from a file (an identical template already there is reused).
 
-    Example: vmforge template create ubuntu-nginx.json -g images
+    Example: vmforge template create ubuntu-nginx.json -g images --create-group
     """
     client = connect(server, data_dir, subscription, group, api_version)
     tname, body = guarded(lambda: load_body(file, name))
-    resource, _ = guarded(lambda: put_template(client, tname, body, wait=not no_wait))
+    resource, _ = guarded(lambda: put_template(client, tname, body, wait=not no_wait, create_group=create_group))
     emit(resource, output, TEMPLATE_COLUMNS)
 
 

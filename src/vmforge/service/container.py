@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vmforge.service import group_delete
 from vmforge.service import views  # noqa: F401  (registers the render-on-write hook)
 from vmforge.service.runs import RunService
 from vmforge.service.templates import Engine, TemplateService
@@ -24,10 +25,11 @@ class Services:
         """Complete an asynchronous (non-run) operation, whatever its kind."""
         self.templates.finish_operation(op_id)
         self.triggers.finish(op_id)
+        group_delete.finish(self, op_id)
 
     def recover(self) -> int:
         """At start: finish what a crash interrupted, and let the engine recover its runs."""
-        pending = self.templates.pending_operations()
+        pending = self.templates.pending_operations() + group_delete.pending(self)
         for op_id in pending:
             self.finish(op_id)
         recover = getattr(self.engine, "recover", None)

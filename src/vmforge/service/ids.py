@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from vmforge.errors import ArmError
+from vmforge.errors import ArmError, BadRequest
 
 PROVIDER = "Microsoft.VirtualMachineImages"
 TEMPLATE_TYPE = f"{PROVIDER}/imageTemplates"
@@ -89,3 +91,21 @@ def identity_ids(resource_id: str) -> tuple[str, str]:
         str(uuid.uuid5(uuid.NAMESPACE_URL, "vmforge-principal:" + key)),
         str(uuid.uuid5(uuid.NAMESPACE_URL, "vmforge-client:" + key)),
     )
+
+
+def encode_token(last_id: int) -> str:
+    """A list page's ``$skipToken``: the row id the next page starts after (opaque to clients)."""
+    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        after = json.loads(raw)["after"]
+        if not isinstance(after, int) or after < 0:
+            raise ValueError
+        return after
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+        raise BadRequest("The $skipToken is invalid.", code="InvalidSkipToken", target="$skipToken") from None

@@ -7,7 +7,8 @@ finished by ``finish_pending`` — right after the response, or at the next star
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Callable
+
 import json
 import uuid
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from sqlalchemy.orm import Session
 
 from vmforge import wire
 from vmforge.auth import Principal
-from vmforge.errors import BadRequest, Conflict, NotFound
-from vmforge.service.ids import TemplatePath, check_group, check_name, location_key, utcnow
+from vmforge.errors import Conflict, NotFound
+from vmforge.service import groups
+from vmforge.service.ids import (TemplatePath, check_group, check_name, decode_token, encode_token, location_key,
+                                utcnow)
 from vmforge.service.runstate import RunState
 from vmforge.settings import Settings
 from vmforge.store.db import Database
@@ -45,23 +48,6 @@ def not_found(path: TemplatePath) -> NotFound:
         f"'{path.group}' was not found.",
         target=path.name,
     )
-
-
-def encode_token(last_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
-
-
-def decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        after = json.loads(raw)["after"]
-        if not isinstance(after, int) or after < 0:
-            raise ValueError
-        return after
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
-        raise BadRequest("The $skipToken is invalid.", code="InvalidSkipToken", target="$skipToken") from None
 
 
 @dataclass
@@ -132,10 +118,17 @@ class TemplateService:
         )
 
     # ----------------------------------------------------------------- PUT
-    def put(self, path: TemplatePath, body: Any, api_version: str, principal: Principal) -> tuple[Template, bool, Operation]:
+    def put(self, path: TemplatePath, body: Any, api_version: str, principal: Principal,
+            linked: Callable[[dict[str, Any]], None] | None = None) -> tuple[Template, bool, Operation]:
+        """Create or replace a template. ``linked`` is ARM's linked-access check of the identities it names
+        (``vmforge.identity.managed.check_linked``, bound to the caller by the route); it runs on the validated
+        body, before anything is stored."""
         check_group(path.group)
+        groups.require(self.db, path.subscription, path.group)  # ARM checks the group before the body
         check_name(path.name)
         canonical = wire.validate_template(body, api_version)
+        if linked is not None:
+            linked(canonical)
         for attempt in range(2):
             try:
                 return self._put_once(path, canonical, principal)
@@ -172,9 +165,11 @@ class TemplateService:
                 t.tags = c.get("tags", {})
                 t.provisioning_state, t.provisioning_error = "Updating", None
                 t.modified_by, t.modified_at = principal.name, now
+                t.writer_object_id = principal.object_id
                 t.version += 1
                 op = self._operation(s, t, "put")
                 return t, False, op
+            groups.require_in(s, path.subscription, path.group)
             sub, group, name = path.keys
             t = Template(
                 subscription_key=sub, group_key=group, name_key=name,
@@ -183,7 +178,7 @@ class TemplateService:
                 properties=c["properties"], provisioning_state="Creating", provisioning_error=None,
                 staging_resource_group=_staging_group(path, c["properties"]),
                 created_by=principal.name, created_at=now, modified_by=principal.name, modified_at=now,
-                version=1,
+                writer_object_id=principal.object_id, version=1,
             )
             s.add(t)
             s.flush()
@@ -228,8 +223,11 @@ class TemplateService:
         return Page([r[1] for r in rows], encode_token(rows[-1][0]) if more and rows else None)
 
     # ----------------------------------------------------------------- PATCH
-    def patch(self, path: TemplatePath, body: Any, api_version: str, principal: Principal) -> tuple[Template, Operation]:
+    def patch(self, path: TemplatePath, body: Any, api_version: str, principal: Principal,
+              linked: Callable[[dict[str, Any]], None] | None = None) -> tuple[Template, Operation]:
         upd = wire.validate_template_update(body, api_version)
+        if linked is not None and ("identity" in upd or "vmProfile" in (upd.get("properties") or {})):
+            linked(upd)
         with self.db.session() as s:
             t = self._require(s, path, lock=True)
             props_upd = upd.get("properties") or {}
@@ -251,6 +249,8 @@ class TemplateService:
                 t.tags = upd["tags"] or {}
             if "identity" in upd:
                 t.identity = upd["identity"]
+            if props_upd or "identity" in upd:
+                t.writer_object_id = principal.object_id
             t.modified_by, t.modified_at = principal.name, utcnow()
             t.version += 1
             t.provisioning_state = "Updating"
@@ -297,11 +297,16 @@ class TemplateService:
                 if t is not None:
                     if self._active_run(s, t) is not None:
                         return  # the run's cancellation will finish this delete
-                    s.execute(delete(RunOutput).where(RunOutput.template_id == t.id))
-                    s.execute(delete(Trigger).where(Trigger.template_id == t.id))
-                    s.execute(delete(Run).where(Run.template_id == t.id))
-                    s.delete(t)
+                    self.purge(s, t)
             op.status, op.end_time = "Succeeded", now
+
+    def purge(self, s: Session, t: Template) -> None:
+        """Remove a template and the rows hanging off it (run outputs, triggers, runs) in the caller's
+        transaction; the caller has made sure no run of it is in progress."""
+        s.execute(delete(RunOutput).where(RunOutput.template_id == t.id))
+        s.execute(delete(Trigger).where(Trigger.template_id == t.id))
+        s.execute(delete(Run).where(Run.template_id == t.id))
+        s.delete(t)
 
     def _by_resource_id(self, s: Session, resource_id: str) -> Template | None:
         parts = resource_id.split("/")

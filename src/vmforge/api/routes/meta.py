@@ -1,10 +1,10 @@
 """The few Microsoft.Resources calls Microsoft's clients make around image templates: the Azure CLI lists
-subscriptions and tenants at login, locations on ``az image builder create``, and reads a resource group
-(it needs its ``location``) when adding an output.
+subscriptions and tenants at login and locations on ``az image builder create``. Resource groups are real
+resources: ``vmforge.api.routes.resources``.
 
 vmforge has no subscription objects: a subscription exists for a principal when it holds a role in it.
 A principal with a role at the root scope ``/`` sees the configured default subscription plus every
-subscription that holds image templates.
+subscription that holds resource groups.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from vmforge.api.deps import PrincipalDep, require
 from vmforge.auth import Principal
 from vmforge.errors import MissingApiVersion
 from vmforge.identity import roles
-from vmforge.store.models import Template
+from vmforge.identity.tokens import graph_audience
+from vmforge.store.tenancy_models import ResourceGroup
 
 router = APIRouter()
 
@@ -67,7 +68,7 @@ def _visible_subscriptions(request: Request, principal: Principal) -> list[str]:
     found = {s.lower(): s for s in sorted(subs)}
     found.setdefault(request.app.state.settings.subscription_id.lower(), request.app.state.settings.subscription_id)
     with request.app.state.services.db.read() as s:
-        for sub in s.scalars(select(Template.subscription_id).distinct().limit(1000)):
+        for sub in s.scalars(select(ResourceGroup.subscription_id).distinct().limit(1000)):
             found.setdefault(sub.lower(), sub)
     return list(found.values())
 
@@ -104,18 +105,6 @@ async def list_locations(request: Request, subscriptionId: str,
     return JSONResponse({"value": value})
 
 
-@router.get("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}")
-async def get_resource_group(request: Request, subscriptionId: str, resourceGroupName: str,
-                             _p: Annotated[Principal, require(roles.RESOURCE_GROUP_READ)],
-                             _v: ApiVersion) -> JSONResponse:
-    """Every resource group exists in vmforge (it has no separate resource-group objects)."""
-    return JSONResponse({
-        "id": f"/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}", "name": resourceGroupName,
-        "type": "Microsoft.Resources/resourceGroups", "location": request.app.state.settings.default_location,
-        "properties": {"provisioningState": "Succeeded"}})
-
-
-
 @router.get("/metadata/endpoints")
 async def metadata_endpoints(request: Request) -> JSONResponse:
     """ARM's cloud metadata (no authentication, as on ARM): ``az cloud register --endpoint-resource-manager URL``
@@ -124,8 +113,9 @@ async def metadata_endpoints(request: Request) -> JSONResponse:
     base = settings.base_url
     return JSONResponse({
         "name": "vmforge", "portal": base, "resourceManager": base + "/", "gallery": base + "/",
-        "graph": "https://graph.windows.net/", "graphAudience": "https://graph.windows.net/",
-        "microsoftGraphResourceId": "https://graph.microsoft.com/",
+        # The directory is the server's own (vmforge.api.routes.graph): clients never ask the internet.
+        "graph": graph_audience(base), "graphAudience": graph_audience(base),
+        "microsoftGraphResourceId": graph_audience(base),
         "authentication": {"loginEndpoint": base, "audiences": ["https://management.core.windows.net/",
                                                                 "https://management.azure.com/"],
                            "tenant": settings.tenant_id, "identityProvider": "AAD"},
