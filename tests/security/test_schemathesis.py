@@ -118,7 +118,7 @@ def _ensure_case_group(case, server: Server) -> None:  # noqa: ANN001
     if key not in _GROUPS:
         r = _session(server).put(f"{server.url}/subscriptions/{quote(sub, safe='')}/resourceGroups/"
                                  f"{quote(group, safe='')}", params={"api-version": RESOURCES_API},
-                                 json={"location": "westus"}, timeout=30)
+                                 json={"location": "westus"}, verify=server.cert, timeout=30)
         if r.status_code in (200, 201):
             _GROUPS.add(key)
 
