@@ -49,6 +49,20 @@ def api(request, server):  # noqa: ANN001, ANN201
     return request.param, imagebuilder_client(server, request.param)
 
 
+def grant_contributor(srv: Server, identity_id: str, scope: str) -> None:
+    """Contributor over ``scope`` for the managed identity ``identity_id``, through the ARM role assignment API."""
+    with srv.http() as h:
+        ident = h.get(identity_id, params={"api-version": "2023-01-31"}).json()
+        contributor = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+        at = "" if scope == "/" else scope
+        r = h.put(f"{at}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}",
+                  params={"api-version": "2022-04-01"},
+                  json={"properties": {"principalId": ident["properties"]["principalId"],
+                                       "roleDefinitionId": f"{at}/providers/Microsoft.Authorization/"
+                                                           f"roleDefinitions/{contributor}"}})
+        assert r.status_code == 201, r.text
+
+
 def rg(srv: Server) -> str:
     """A new resource group on ``srv`` (templates are created only in a group that exists)."""
     name = f"rg-{uuid.uuid4().hex[:8]}"
@@ -159,15 +173,21 @@ def test_not_found(api, server):  # noqa: ANN001
 
 
 def test_run_with_a_missing_source_fails_with_aibs_code(api, server):  # noqa: ANN001
-    """The example's source image does not exist here: the run fails honestly, with AIB's code, builds nothing."""
+    """The example's source image does not exist here: the run fails honestly, with AIB's code, builds nothing.
+    (The template's identity is Contributor of the subscription its source and targets lie in — without that the
+    run fails earlier, with AuthorizationFailed: tests/tenancy/test_boundaries.py.)"""
     version, client = api
     body, _ = create_body(version)
     group, name = rg(server), "run"
+    # An identity of this test's own, Contributor everywhere (the example's targets name several subscriptions).
+    identity = server.ensure_identity(SUBSCRIPTION, group, "runner")["id"]
+    grant_contributor(server, identity, "/")
+    body["identity"]["userAssignedIdentities"] = {identity: {}}
     ops = client.virtual_machine_image_templates
     ops.begin_create_or_update(group, name, body).result()
     with pytest.raises(HttpResponseError) as e:
         ops.begin_run(group, name).result()
-    assert e.value.error.code == "BadManagedImageSource"
+    assert e.value.error.code == "BadManagedImageSource", e.value.message
     status = ops.get(group, name).last_run_status
     assert status.run_state == "Failed"
     assert "was not found" in status.message
