@@ -109,10 +109,8 @@ def test_full_cycle(test_image: Path, vm_workdir: Path) -> None:
                     for addr in ["10.0.2.2", *host_ipv4_addresses()]:
                         probe = f"timeout 5 bash -c '</dev/tcp/{addr}/{server.port}'"
                         assert await ssh.run(probe, timeout=30) != 0, f"guest reached host {addr}:{server.port}"
-                    # ...while the internet (the package mirror the image uses) is reachable.
-                    mirror = ("h=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list | cut -d/ -f3); "
-                              "timeout 15 bash -c \"</dev/tcp/$h/80\"")
-                    assert await ssh.run(mirror, timeout=30) == 0, "guest cannot reach its package mirror"
+                    # (That the internet stays reachable is shown against a namespace the test makes itself,
+                    # tests/machine/test_guestnet_slow.py: tests send no traffic off this machine.)
 
             asyncio.run(session())
             t0 = time.monotonic()
