@@ -109,16 +109,6 @@ def authorize_at(request: Request, action: str, scope: str) -> None:
     request.state.principal = principal
 
 
-@router.get(AUTH + "/roleDefinitions")
-async def list_root_definitions(request: Request, _v: ApiVersion) -> JSONResponse:
-    return await _list_definitions(request, "/")
-
-
-@router.get("/{scope:path}" + AUTH + "/roleDefinitions")
-async def list_scoped_definitions(request: Request, scope: str, _v: ApiVersion) -> JSONResponse:
-    return await _list_definitions(request, scope)
-
-
 async def _get_definition(request: Request, scope: str, role_id: str) -> JSONResponse:
     display, _ = _scope_of(scope, request)
     authorize_at(request, _ACT + "roleDefinitions/read", display)
@@ -130,16 +120,6 @@ async def _get_definition(request: Request, scope: str, role_id: str) -> JSONRes
     if row is None:
         raise NotFound(f"The role definition '{role_id}' could not be found.", code="RoleDefinitionDoesNotExist")
     return JSONResponse(_render_role(custom_role(row), display, row))
-
-
-@router.get(AUTH + "/roleDefinitions/{roleId}")
-async def get_root_definition(request: Request, roleId: str, _v: ApiVersion) -> JSONResponse:
-    return await _get_definition(request, "/", roleId)
-
-
-@router.get("/{scope:path}" + AUTH + "/roleDefinitions/{roleId}")
-async def get_scoped_definition(request: Request, scope: str, roleId: str, _v: ApiVersion) -> JSONResponse:
-    return await _get_definition(request, scope, roleId)
 
 
 async def _put_definition(request: Request, scope: str, role_id: str) -> JSONResponse:
@@ -157,16 +137,6 @@ async def _put_definition(request: Request, scope: str, role_id: str) -> JSONRes
     return JSONResponse(_render_role(custom_role(row), display, row), status_code=201 if created else 200)
 
 
-@router.put(AUTH + "/roleDefinitions/{roleId}")
-async def put_root_definition(request: Request, roleId: str, _v: ApiVersion) -> JSONResponse:
-    return await _put_definition(request, "/", roleId)
-
-
-@router.put("/{scope:path}" + AUTH + "/roleDefinitions/{roleId}")
-async def put_scoped_definition(request: Request, scope: str, roleId: str, _v: ApiVersion) -> JSONResponse:
-    return await _put_definition(request, scope, roleId)
-
-
 async def _delete_definition(request: Request, scope: str, role_id: str) -> Response:
     display, _ = _scope_of(scope, request)
     store = request.app.state.identity.store
@@ -178,16 +148,6 @@ async def _delete_definition(request: Request, scope: str, role_id: str) -> Resp
     if gone is None:
         return Response(status_code=204)
     return JSONResponse(_render_role(custom_role(gone), display, gone))
-
-
-@router.delete(AUTH + "/roleDefinitions/{roleId}")
-async def delete_root_definition(request: Request, roleId: str, _v: ApiVersion) -> Response:
-    return await _delete_definition(request, "/", roleId)
-
-
-@router.delete("/{scope:path}" + AUTH + "/roleDefinitions/{roleId}")
-async def delete_scoped_definition(request: Request, scope: str, roleId: str, _v: ApiVersion) -> Response:
-    return await _delete_definition(request, scope, roleId)
 
 
 # ------------------------------------------------------------------------------------- role assignments
@@ -205,16 +165,6 @@ async def _list_assignments(request: Request, scope: str) -> JSONResponse:
     return JSONResponse({"value": [_render_assignment(a) for a in out]})
 
 
-@router.get(AUTH + "/roleAssignments")
-async def list_root_assignments(request: Request, _v: ApiVersion) -> JSONResponse:
-    return await _list_assignments(request, "/")
-
-
-@router.get("/{scope:path}" + AUTH + "/roleAssignments")
-async def list_assignments(request: Request, scope: str, _v: ApiVersion) -> JSONResponse:
-    return await _list_assignments(request, scope)
-
-
 def _assignment_in(store: Any, name: str, key: str) -> Assignment:
     a = store.assignment(name.lower()) or store.assignment(name)
     if a is None or a.scope_key != key:
@@ -227,16 +177,6 @@ async def _get_assignment(request: Request, scope: str, name: str) -> JSONRespon
     authorize_at(request, _ACT + "roleAssignments/read", display)
     a = await run_in_threadpool(_assignment_in, request.app.state.identity.store, name, key)
     return JSONResponse(_render_assignment(a))
-
-
-@router.get(AUTH + "/roleAssignments/{name}")
-async def get_root_assignment(request: Request, name: str, _v: ApiVersion) -> JSONResponse:
-    return await _get_assignment(request, "/", name)
-
-
-@router.get("/{scope:path}" + AUTH + "/roleAssignments/{name}")
-async def get_scoped_assignment(request: Request, scope: str, name: str, _v: ApiVersion) -> JSONResponse:
-    return await _get_assignment(request, scope, name)
 
 
 def _principal_type(store: Any, principal_id: str, db: Any, allow_external: bool) -> str:
@@ -287,16 +227,6 @@ async def _put_assignment(request: Request, scope: str, name: str) -> JSONRespon
     return JSONResponse(_render_assignment(a), status_code=201)
 
 
-@router.put(AUTH + "/roleAssignments/{name}")
-async def put_root_assignment(request: Request, name: str, _v: ApiVersion) -> JSONResponse:
-    return await _put_assignment(request, "/", name)
-
-
-@router.put("/{scope:path}" + AUTH + "/roleAssignments/{name}")
-async def put_scoped_assignment(request: Request, scope: str, name: str, _v: ApiVersion) -> JSONResponse:
-    return await _put_assignment(request, scope, name)
-
-
 async def _delete_assignment(request: Request, scope: str, name: str) -> Response:
     display, key = _scope_of(scope, request)
     authorize_at(request, _ACT + "roleAssignments/delete", display)
@@ -310,11 +240,26 @@ async def _delete_assignment(request: Request, scope: str, name: str) -> Respons
     return JSONResponse(_render_assignment(a))
 
 
-@router.delete(AUTH + "/roleAssignments/{name}")
-async def delete_root_assignment(request: Request, name: str, _v: ApiVersion) -> Response:
-    return await _delete_assignment(request, "/", name)
+def _route(method: str, tail: str, handler, takes_name: str | None = None) -> None:  # noqa: ANN001
+    """Register ``handler`` at the root scope (``/providers/…``) and below any scope (``/{scope}/providers/…``):
+    the scope (empty at the root) and the last segment come from the path."""
+
+    async def endpoint(request: Request, _v: ApiVersion) -> Response:
+        scope = request.path_params.get("scope", "")
+        if takes_name is None:
+            return await handler(request, scope)
+        return await handler(request, scope, request.path_params[takes_name])
+
+    endpoint.__name__ = f"{method.lower()}_{handler.__name__.strip('_')}"
+    for path in (AUTH + tail, "/{scope:path}" + AUTH + tail):
+        router.add_api_route(path, endpoint, methods=[method], include_in_schema=False)
 
 
-@router.delete("/{scope:path}" + AUTH + "/roleAssignments/{name}")
-async def delete_scoped_assignment(request: Request, scope: str, name: str, _v: ApiVersion) -> Response:
-    return await _delete_assignment(request, scope, name)
+_route("GET", "/roleDefinitions", _list_definitions)
+_route("GET", "/roleDefinitions/{roleId}", _get_definition, "roleId")
+_route("PUT", "/roleDefinitions/{roleId}", _put_definition, "roleId")
+_route("DELETE", "/roleDefinitions/{roleId}", _delete_definition, "roleId")
+_route("GET", "/roleAssignments", _list_assignments)
+_route("GET", "/roleAssignments/{name}", _get_assignment, "name")
+_route("PUT", "/roleAssignments/{name}", _put_assignment, "name")
+_route("DELETE", "/roleAssignments/{name}", _delete_assignment, "name")
