@@ -89,8 +89,11 @@ def test_contributor_at_resource_group_scope(server: Server) -> None:
     group = f"rg-c-{uuid.uuid4().hex[:6]}"
     server.ensure_group(SUBSCRIPTION, group)
     sp = principal(server, "Contributor", f"/subscriptions/{SUBSCRIPTION}/resourcegroups/{group}")
+    # The template names an identity of the group (a Contributor there may assign it; one elsewhere it may not).
+    mine = template_body()
+    mine["identity"]["userAssignedIdentities"] = {server.ensure_identity(SUBSCRIPTION, group, "grp-id")["id"]: {}}
     with client(server, sp["token"]) as http:
-        r = http.put(tpl_url(group, "mine"), params=P, json=template_body())
+        r = http.put(tpl_url(group, "mine"), params=P, json=mine)
         assert r.status_code == 201, r.text
         # The operation status lives at subscription scope; a role below it is enough to poll it.
         assert wait_op(http, r.headers["Azure-AsyncOperation"])["status"] == "Succeeded"
@@ -118,9 +121,11 @@ def test_image_builder_operator_runs_but_does_not_write(server: Server, template
                          "Microsoft.VirtualMachineImages/imageTemplates/write", sp)
         assert_forbidden(http.delete(tpl_url(group, name), params=P),
                          "Microsoft.VirtualMachineImages/imageTemplates/delete", sp)
-        # The example's source image does not exist: the run fails at its Source step, at once, without a VM.
+        # The run acts as the template's identity, which holds no role where the example's source lies: it fails
+        # at once, before any VM, saying so (tests/tenancy/test_boundaries.py covers that refusal in full).
         op = wait_op(http, r.headers["Azure-AsyncOperation"], timeout=60)
-        assert op["status"] == "Failed" and op["error"]["code"] == "BadManagedImageSource", op
+        assert op["status"] == "Failed" and op["error"]["code"] == "AuthorizationFailed", op
+        assert "identity_1" in op["error"]["message"] and "Microsoft.Compute/images/read" in op["error"]["message"]
         # cancel/action is the Operator's too: past authorization, the service answers that nothing is running.
         c = http.post(tpl_url(group, name) + "/cancel", params=P)
         assert c.status_code == 409, c.text

@@ -34,8 +34,9 @@ def test_client_secret_credential_logs_in_and_drives_the_sdk(server: Server) -> 
     client = sdk(server, cred)
     group = f"rg-sdk-{uuid.uuid4().hex[:6]}"
     server.ensure_group(SUBSCRIPTION, group)
-    t = client.virtual_machine_image_templates.begin_create_or_update(
-        group, "viaentra", template_body()).result()
+    body = template_body()  # with an identity of the caller's subscription, which a Contributor there may assign
+    body["identity"]["userAssignedIdentities"] = {server.ensure_identity(SUBSCRIPTION, group, "sdk-id")["id"]: {}}
+    t = client.virtual_machine_image_templates.begin_create_or_update(group, "viaentra", body).result()
     assert t.provisioning_state == "Succeeded"
     names = [x.name for x in client.virtual_machine_image_templates.list_by_resource_group(group)]
     assert names == ["viaentra"]

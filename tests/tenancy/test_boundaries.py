@@ -45,6 +45,18 @@ def world(server: Server) -> dict[str, Any]:
     resource_client(server, B).resource_groups.create_or_update(gb, {"location": "westus"})
     sp = cli(server, "principal", "create", f"contrib-a-{uuid.uuid4().hex[:4]}", "--role", "Contributor",
              "--scope", f"/subscriptions/{A}")
+    # A platform image in the catalog (registered by the admin, from the root scope), so that runs whose targets
+    # are refused get past the source.
+    from tests.artifacts.conftest import make_raw
+
+    imports = server.data_dir / "imports"
+    imports.mkdir(exist_ok=True)
+    disk = make_raw(imports / "boundaries.raw", size=4 * 1024 * 1024)
+    with server.http() as h:
+        r = h.put(f"/subscriptions/{A}/providers/Microsoft.Compute/locations/westus/publishers/Bounds/artifacttypes/"
+                  "vmimage/offers/o/skus/s/versions/1.0.0", params={"api-version": "2026-04-01"},
+                  json={"properties": {"blobUri": disk.as_uri(), "osType": "Linux"}})
+        assert r.status_code in (200, 201), r.text
     return {"ga": ga, "gb": gb, "token": token_for(server, sp["appId"], sp["password"]), "app": sp["appId"]}
 
 
@@ -58,7 +70,7 @@ def _template(source: dict, distribute: list, identity: dict | None = None) -> d
                            "distribute": distribute}}
 
 
-PLATFORM = {"type": "PlatformImage", "publisher": "Nobody", "offer": "none", "sku": "none", "version": "1.0.0"}
+PLATFORM = {"type": "PlatformImage", "publisher": "Bounds", "offer": "o", "sku": "s", "version": "1.0.0"}
 
 
 def _run_fails(server: Server, token: str, group: str, body: dict) -> str:

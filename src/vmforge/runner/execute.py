@@ -172,12 +172,12 @@ class Executor:
             events.telemetry(f"vmforge run {run_id} of image template '{name}' (timeout {timeout_min} min)")
             self.runs.transition(run_id, RunState.RUNNING, RunSubState.BUILDING)
             events.line(f"acting as {access.describe()}", "source")
+            # Nothing boots before the run is known to be allowed: the source may be read (then it must exist),
+            # and at least one target may be written.
             source_refused, targets_refused = access.preflight(props)
-            every_target = bool(targets_refused) and len(targets_refused) == len(props.get("distribute") or [])
-            refusal = source_refused or ("; ".join(targets_refused) if every_target else None)
-            if refusal:
-                events.line(refusal, "source")
-                self._finish(run_id, RunState.FAILED, refusal, "AuthorizationFailed", events=events)
+            if source_refused:
+                events.line(source_refused, "source")
+                self._finish(run_id, RunState.FAILED, source_refused, "AuthorizationFailed", events=events)
                 return
             try:
                 resolved = self.artifacts.resolve_source(props["source"])
@@ -185,6 +185,11 @@ class Executor:
                 code = SOURCE_CODES.get(props["source"].get("type"), "BadSourceType")
                 events.line(f"source: {e.message}", "source")
                 self._finish(run_id, RunState.FAILED, f"Source: {e.message}", code, events=events)
+                return
+            if targets_refused and len(targets_refused) == len(props.get("distribute") or []):
+                refusal = "; ".join(targets_refused)
+                events.line(refusal, "distribute")
+                self._finish(run_id, RunState.FAILED, refusal, "AuthorizationFailed", events=events)
                 return
             self.runs.record_exact_version(run_id, resolved.exact_version)
             ctx.state.update(resolved=resolved, base_for_build=resolved.path, source_version=(
