@@ -321,7 +321,7 @@ def test_cli_build_shows_steps_in_order_and_exit_codes(srv: Server, tmp_path: Pa
     good.write_text(json.dumps(template(
         [{"type": "Shell", "name": "first", "inline": ["echo one"]},
          {"type": "Shell", "name": "second", "inline": ["echo two"]}], [vhd()])))
-    r = invoke(["build", good, "-g", "cli", "--name", "cli-good"], env)
+    r = invoke(["build", good, "-g", "cli", "--create-group", "--name", "cli-good"], env)
     assert r.exit_code == 0, r.stdout + r.stderr
     out = r.stdout
     positions = [out.index(s) for s in ('Boot "build VM"', 'Shell "first"', 'Shell "second"', 'Generalize',
