@@ -159,3 +159,26 @@ def test_local_role_commands_share_the_store(server: Server) -> None:
         scope, filter=f"principalId eq '{ident.principal_id}'"))
     assert [(a.name, a.role_definition_id.rsplit("/", 1)[-1]) for a in listed] == [
         (made["id"], "f1a07417-d97a-45cb-824c-7a7467783830")]
+
+
+def test_malformed_assignment_and_directory_bodies_get_400(server: Server) -> None:
+    import httpx
+
+    from tests.identity.helpers import cli
+
+    sp = cli(server, "principal", "create", f"typed-{uuid.uuid4().hex[:4]}")
+    object_id = next(p["id"] for p in cli(server, "principal", "list") if p["appId"] == sp["appId"])
+    reader = f"{SUB_SCOPE}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    with server.http() as h:
+        r = h.put(f"{SUB_SCOPE}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}",
+                  params={"api-version": "2022-04-01"},
+                  json={"properties": {"roleDefinitionId": reader, "principalId": object_id,
+                                       "principalType": {"x": 1}}})
+        assert r.status_code == 400 and r.json()["error"]["target"] == "properties.principalType", r.text
+    graph = f"{server.url}/graph/"
+    from tests.identity.helpers import token_for
+
+    token = token_for(server, sp["appId"], sp["password"], scope=graph + ".default")
+    r = httpx.post(graph + "v1.0/directoryObjects/getByIds", verify=server.ssl_context(), json={"ids": 5},
+                   headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "Request_BadRequest"

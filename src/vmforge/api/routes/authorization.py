@@ -21,7 +21,6 @@ from vmforge.api.body import read_json
 from vmforge.api.deps import authenticate, authorize
 from vmforge.api.routes.meta import ApiVersion
 from vmforge.errors import BadRequest, NotFound
-from vmforge.identity import managed
 from vmforge.identity.roles import BUILTIN_ROLES, Role, covers, normalize_scope, subscription_of
 from vmforge.identity.store import (Assignment, custom_role, delete_definition, get_definition, list_definitions,
                                     put_definition)
@@ -33,13 +32,13 @@ AUTH = "/providers/Microsoft.Authorization"
 DEF_TYPE = "Microsoft.Authorization/roleDefinitions"
 ASG_TYPE = "Microsoft.Authorization/roleAssignments"
 _ACT = "Microsoft.Authorization/"
+PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal", "ForeignGroup", "Device")
 
 
-def _scope_of(scope: str, request: Request | None = None) -> tuple[str, str]:
+def _scope_of(scope: str, request: Request) -> tuple[str, str]:
     """The request's scope (display, key). The caller is authenticated first, so that a bad token gets 401
     whatever the path (no route answers anything else to an anonymous caller)."""
-    if request is not None:
-        request.state.principal = authenticate(request)
+    request.state.principal = authenticate(request)
     return normalize_scope("/" + scope.strip("/"))
 
 
@@ -102,11 +101,10 @@ async def _list_definitions(request: Request, scope: str) -> JSONResponse:
 
 
 def authorize_at(request: Request, action: str, scope: str) -> None:
-    """The caller may perform ``action`` over ``scope`` (ARM's 403 ``AuthorizationFailed`` otherwise)."""
-    principal = authenticate(request)
-    ident = request.app.state.identity
-    ident.authorizer.check(principal.object_id, principal.client, action, scope)
-    request.state.principal = principal
+    """The caller (authenticated by ``_scope_of``) may perform ``action`` over ``scope`` (ARM's 403
+    ``AuthorizationFailed`` otherwise)."""
+    principal = request.state.principal
+    request.app.state.identity.authorizer.check(principal.object_id, principal.client, action, scope)
 
 
 async def _get_definition(request: Request, scope: str, role_id: str) -> JSONResponse:
@@ -179,13 +177,13 @@ async def _get_assignment(request: Request, scope: str, name: str) -> JSONRespon
     return JSONResponse(_render_assignment(a))
 
 
-def _principal_type(store: Any, principal_id: str, db: Any, allow_external: bool) -> str:
-    if managed.by_principal(db, principal_id) is not None:
-        return "ServicePrincipal"
+def _principal_type(store: Any, principal_id: str, tenant: str, allow_external: bool) -> str:
+    """``ServicePrincipal`` for a principal of this server (or any object id, when an external issuer's principals
+    are accepted); ARM's 400 ``PrincipalNotFound`` otherwise."""
     if store.exists(principal_id) or allow_external:
         return "ServicePrincipal"
-    raise BadRequest(f"Principal {principal_id.replace('-', '')} does not exist in the directory "
-                     f"{{tenant}}.", code="PrincipalNotFound")
+    raise BadRequest(f"Principal {principal_id.replace('-', '')} does not exist in the directory {tenant}.",
+                     code="PrincipalNotFound")
 
 
 async def _put_assignment(request: Request, scope: str, name: str) -> JSONResponse:
@@ -214,11 +212,12 @@ async def _put_assignment(request: Request, scope: str, name: str) -> JSONRespon
     def work() -> Assignment:
         store = rt.store
         role = store.role(role_ref)
-        try:
-            ptype = _principal_type(store, principal_id, store.db, external)
-        except BadRequest as e:
-            raise BadRequest(e.message.replace("{tenant}", tenant), code=e.code) from None
-        ptype = props.get("principalType") or ptype
+        ptype = _principal_type(store, principal_id, tenant, external)
+        given = props.get("principalType")
+        if given is not None and given not in PRINCIPAL_TYPES:
+            raise BadRequest(f"'principalType' must be one of {', '.join(PRINCIPAL_TYPES)}.",
+                             code="InvalidRequestContent", target="properties.principalType")
+        ptype = given or ptype
         return store.assign(principal_id, role, display, principal_type=ptype, assignment_id=name,
                             created_by=request.state.principal.object_id)
 

@@ -97,6 +97,10 @@ async def get_by_ids(request: Request) -> JSONResponse:
     from vmforge.api.body import read_json
 
     body = await read_json(request, 1024 * 1024)
-    ids = {str(i).lower() for i in (body.get("ids") or [])} if isinstance(body, dict) else set()
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return JSONResponse({"error": {"code": "Request_BadRequest", "message": "'ids' must be a list of strings.",
+                                       "innerError": {}}}, status_code=400)
+    ids = {i.lower() for i in ids}
     everything = await run_in_threadpool(_directory, request.app.state.services.db)
     return _odata(request, [o for o in everything if o["id"].lower() in ids], "directoryObjects")
