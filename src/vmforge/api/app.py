@@ -17,6 +17,7 @@ from vmforge.api import errors
 from vmforge.api.paths import CanonicalPathMiddleware
 from vmforge.api.routes import authorization, compute, graph, identity, imagetemplates, meta, msi, operations, runs
 from vmforge.api.routes import resources
+from vmforge.api.routes import lineage as lineage_routes
 from vmforge.auth import Authenticator
 from vmforge.identity import bootstrap as identity_bootstrap
 from vmforge.identity.logredact import install_redaction
@@ -110,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(msi.router)
     app.include_router(graph.router)
+    app.include_router(lineage_routes.router)  # vmforge's {artifact}/providers/Vmforge/... extension
     app.include_router(authorization.router)  # last: its routes match any scope prefix
 
     @app.get("/healthz", include_in_schema=False)

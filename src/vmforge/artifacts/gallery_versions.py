@@ -41,7 +41,10 @@ def find_version(s: Session, sub: str, group: str, gallery: str, image: str, ver
         return None
     if version.lower() == "latest":
         rows = list(s.scalars(select(GalleryImageVersion).where(GalleryImageVersion.image_id == d.id)))
-        name = latest(Candidate(r.name, r.exclude_from_latest) for r in rows)
+        from vmforge.artifacts.lineage import revoked_version_keys  # latest skips revoked versions
+
+        revoked = revoked_version_keys(s, rows, lambda r: ids.version_id(sub, group, gallery, image, r.name))
+        name = latest(Candidate(r.name, r.exclude_from_latest or r.name_key in revoked) for r in rows)
         return next((r for r in rows if r.name == name), None)
     return s.scalar(select(GalleryImageVersion).where(GalleryImageVersion.image_id == d.id,
                                                       GalleryImageVersion.name_key == version.lower()))

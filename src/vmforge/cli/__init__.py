@@ -160,6 +160,10 @@ _build.register(app)
 _artifacts.register_image(_image.app)
 app.add_typer(_artifacts.gallery, name="gallery")
 
+from vmforge.cli import lineage as _lineage  # noqa: E402  (lineage, revoke, unrevoke)
+
+_lineage.register(app)
+
 
 def main() -> None:
     app()

@@ -26,6 +26,7 @@ from vmforge.runner.access import RunAccess
 from vmforge.runner.build import distribution, plan
 from vmforge.events import RunEvents
 from vmforge.kinds.base import BuildError, Canceled, Context, TimedOut, assign_ids, cleanup_all, execute
+from vmforge.artifacts import lineage
 from vmforge.service.runstate import RunState, RunSubState
 
 log = logging.getLogger("vmforge.runner")
@@ -186,6 +187,14 @@ class Executor:
                 events.line(f"source: {e.message}", "source")
                 self._finish(run_id, RunState.FAILED, f"Source: {e.message}", code, events=events)
                 return
+            start = lineage.begin(self.runs.db, run_id, props["source"], resolved)  # a revoked source: no VM
+            if start.refusal:
+                events.line(start.refusal, "source")
+                self._finish(run_id, RunState.FAILED, start.refusal, "SourceRevoked", events=events)
+                return
+            if start.warning:
+                events.line(start.warning, "source")
+            ctx.state["lineage"] = start.info
             if targets_refused and len(targets_refused) == len(props.get("distribute") or []):
                 refusal = "; ".join(targets_refused)
                 events.line(refusal, "distribute")
@@ -271,6 +280,7 @@ class Executor:
                 out = ctx.outputs.get(name, {})
                 self.runs.record_output(run_id, name, artifact_id=out.get("artifact_id"),
                                         artifact_uri=out.get("artifact_uri"))
+                lineage.record(self.runs.db, ctx.state.get("lineage"), name, step.kind, out, events)
                 events.step_ended(info, time.monotonic() - t0, ok=True)
             except Exception as e:  # noqa: BLE001 — one failing distributor must not stop the others
                 msg = getattr(e, "message", None) or str(e)
