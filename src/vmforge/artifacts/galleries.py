@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vmforge.artifacts import ids
-from vmforge.artifacts.common import HYPERV_GENERATIONS, OS_STATES, OS_TYPES, Checker, keys, new_operation
+from vmforge.artifacts.common import keys, new_operation
 from vmforge.artifacts.errors import ParentNotFound, ResourceInUse
 from vmforge.errors import Conflict, NotFound
 from vmforge.service import groups
@@ -19,6 +19,7 @@ from vmforge.service.ids import check_group, utcnow
 from vmforge.store.artifact_models import Gallery, GalleryImage, GalleryImageVersion
 from vmforge.store.db import Database
 from vmforge.store.models import Operation
+from vmforge.wire.compute import validate_gallery, validate_gallery_image
 
 
 def find_gallery(s: Session, sub: str, group: str, gallery: str) -> Gallery | None:
@@ -47,12 +48,8 @@ class GalleryService:
         check_group(group)
         groups.require(self.db, sub, group)  # ARM checks the group before the body
         ids.check_name("gallery", name)
-        c = Checker(body)
-        location, tags = c.location(), c.tags()
-        props = c.obj(c.body, "properties", "properties")
-        c.string(props, "description", "properties.description")
-        c.raise_if_any()
-        props = {k: v for k, v in props.items() if k not in ("provisioningState", "identifier")}
+        data = validate_gallery(body)
+        location, tags, props = data["location"], data.get("tags") or {}, data.get("properties") or {}
         rid = ids.gallery_id(sub, group, name)
         with self.db.session() as s:
             groups.require_in(s, sub, group)
@@ -98,19 +95,12 @@ class GalleryService:
         check_group(group)
         groups.require(self.db, sub, group)
         ids.check_name("gallery image", name)
-        c = Checker(body)
-        location, tags = c.location(), c.tags()
-        props = c.obj(c.body, "properties", "properties", required=True)
-        os_type = c.enum(props, "osType", "properties.osType", OS_TYPES, required=True)
-        os_state = c.enum(props, "osState", "properties.osState", OS_STATES, required=True)
-        gen = c.enum(props, "hyperVGeneration", "properties.hyperVGeneration", HYPERV_GENERATIONS, default="V1")
-        ident = c.obj(props, "identifier", "properties.identifier", required=True)
-        pub, offer, sku = (c.string(ident, k, f"properties.identifier.{k}", required=True)
-                           for k in ("publisher", "offer", "sku"))
-        c.raise_if_any()
-        props = {k: v for k, v in props.items() if k != "provisioningState"}
-        props.update(osType=os_type, osState=os_state, hyperVGeneration=gen)
-        fixed = (os_type, os_state, gen, (pub or "").lower(), (offer or "").lower(), (sku or "").lower())
+        data = validate_gallery_image(body)
+        location, tags, props = data["location"], data.get("tags") or {}, data["properties"]
+        os_type, os_state = props["osType"], props["osState"]
+        gen = props.setdefault("hyperVGeneration", "V1")
+        pub, offer, sku = (props["identifier"][k] for k in ("publisher", "offer", "sku"))
+        fixed = (os_type, os_state, gen, pub.lower(), offer.lower(), sku.lower())
         with self.db.session() as s:
             groups.require_in(s, sub, group)
             g = find_gallery(s, sub, group, gallery)

@@ -12,16 +12,18 @@ from sqlalchemy.orm import Session
 
 from vmforge.artifacts import ids
 from vmforge.artifacts.blobstore import BlobStore, Staged
-from vmforge.artifacts.common import STORAGE_TYPES, Checker, keys, new_operation
+from vmforge.artifacts.common import keys, new_operation
 from vmforge.artifacts.errors import InvalidParameter, ParentNotFound
 from vmforge.artifacts.galleries import find_definition
 from vmforge.artifacts.versions import Candidate, latest, parse_version
-from vmforge.errors import Conflict, NotFound
+from vmforge.errors import Conflict, ErrorDetail, NotFound, ValidationFailed
 from vmforge.service import groups
 from vmforge.service.ids import check_group, location_key, utcnow
 from vmforge.store.artifact_models import GalleryImageVersion, ManagedImage, VersionReplica
 from vmforge.store.db import Database
 from vmforge.store.models import Operation
+from vmforge.wire.compute import validate_gallery_image_version
+from vmforge.wire.errors import MISSING
 
 PUB = "properties.publishingProfile"
 SRC = "properties.storageProfile.source.id"
@@ -55,36 +57,36 @@ def replicas(s: Session, version_id: int) -> list[VersionReplica]:
                           .order_by(VersionReplica.id)))
 
 
-def _parse(body: Any) -> tuple[Checker, dict[str, Any], str, list[Region], bool]:
-    c = Checker(body)
-    location = c.location()
-    props = c.obj(c.body, "properties", "properties", required=True)
-    pub = c.obj(props, "publishingProfile", PUB)
-    storage = c.obj(props, "storageProfile", "properties.storageProfile", required=True)
-    source_id = c.string(c.obj(storage, "source", "properties.storageProfile.source"), "id", SRC, required=True)
-    count = c.integer(pub, "replicaCount", f"{PUB}.replicaCount", minimum=1, default=1) or 1
-    stype = c.enum(pub, "storageAccountType", f"{PUB}.storageAccountType", STORAGE_TYPES, default="Standard_LRS")
-    exclude = c.boolean(pub, "excludeFromLatest", f"{PUB}.excludeFromLatest")
-    regions: list[Region] = []
-    raw = pub.get("targetRegions")
-    if raw is not None and not isinstance(raw, list):
-        c.fail(f"{PUB}.targetRegions", "'targetRegions' must be an array.")
-        raw = []
-    for i, r in enumerate(raw or []):
-        path = f"{PUB}.targetRegions[{i}]"
-        r = r if isinstance(r, dict) else {}
-        name = c.string(r, "name", f"{path}.name", required=True) or ""
-        n = c.integer(r, "regionalReplicaCount", f"{path}.regionalReplicaCount", minimum=1, default=count) or 1
-        st = c.enum(r, "storageAccountType", f"{path}.storageAccountType", STORAGE_TYPES, default=stype) or ""
-        regions.append(Region(name, n, st, c.boolean(r, "excludeFromLatest", f"{path}.excludeFromLatest", exclude)))
-    if not regions and location:
-        regions.append(Region(location, count, stype or "Standard_LRS", exclude))
-    seen = [location_key(r.name) for r in regions]
-    if len(set(seen)) != len(seen):
-        c.fail(f"{PUB}.targetRegions", "A region is listed more than once in targetRegions.")
-    if location and location_key(location) not in seen:
-        c.fail(f"{PUB}.targetRegions", f"targetRegions must include the version's own location '{location}'.")
-    return c, props, source_id or "", regions, exclude
+@dataclass
+class VersionSpec:
+    """A validated version PUT body."""
+
+    location: str
+    tags: dict[str, str]
+    properties: dict[str, Any]
+    source_id: str
+    regions: list[Region]
+    exclude: bool
+
+
+def _parse(body: Any) -> VersionSpec:
+    """The body checked against the Compute wire model (``vmforge.wire.compute.GalleryImageVersion``; region
+    rules included), then for what vmforge needs: a ``storageProfile.source.id``."""
+    data = validate_gallery_image_version(body)
+    location, props = data["location"], data["properties"]
+    source_id = (props["storageProfile"].get("source") or {}).get("id")
+    if not source_id:
+        raise ValidationFailed.from_details([ErrorDetail(
+            MISSING, "The property 'id' is required: vmforge creates a version from a managed image or another "
+                     "gallery image version named by storageProfile.source.id.", SRC)])
+    pub = props.get("publishingProfile") or {}
+    count, stype = pub.get("replicaCount", 1), pub.get("storageAccountType", "Standard_LRS")
+    exclude = pub.get("excludeFromLatest", False)
+    regions = [Region(r["name"], r.get("regionalReplicaCount", count), r.get("storageAccountType", stype),
+                      r.get("excludeFromLatest", exclude)) for r in pub.get("targetRegions") or []]
+    if not regions:
+        regions.append(Region(location, count, stype, exclude))
+    return VersionSpec(location, data.get("tags") or {}, props, source_id, regions, exclude)
 
 
 class GalleryVersionService:
@@ -98,10 +100,9 @@ class GalleryVersionService:
         check_group(group)
         groups.require(self.db, sub, group)
         major, minor, patch = parse_version(name, target="galleryImageVersionName")
-        c, props, source_id, regions, exclude = _parse(body)
-        c.raise_if_any()
-        location, tags = c.location(), c.tags()
-        props = {k: v for k, v in props.items() if k not in ("provisioningState", "replicationStatus")}
+        spec = _parse(body)
+        location, tags, props, source_id = spec.location, spec.tags, spec.properties, spec.source_id
+        regions, exclude = spec.regions, spec.exclude
         with self.blobs.locked(), self.db.session() as s:
             groups.require_in(s, sub, group)
             d = find_definition(s, sub, group, gallery, image)

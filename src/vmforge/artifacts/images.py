@@ -15,15 +15,17 @@ from sqlalchemy.orm import Session
 
 from vmforge.artifacts import ids
 from vmforge.artifacts.blobstore import BlobStore, Staged
-from vmforge.artifacts.common import HYPERV_GENERATIONS, OS_STATES, OS_TYPES, Checker, keys, new_operation
+from vmforge.artifacts.common import keys, new_operation
 from vmforge.artifacts.errors import InvalidParameter
 from vmforge.artifacts.sources import SourcePolicy, fetched
-from vmforge.errors import Conflict, NotFound
+from vmforge.errors import Conflict, ErrorDetail, NotFound, ValidationFailed
 from vmforge.service import groups
 from vmforge.service.ids import check_group, utcnow
 from vmforge.store.artifact_models import ManagedImage
 from vmforge.store.db import Database
 from vmforge.store.models import Operation
+from vmforge.wire.compute import validate_image
+from vmforge.wire.errors import INVALID
 
 OSDISK = "properties.storageProfile.osDisk"
 
@@ -43,29 +45,24 @@ class ImageSpec:
 
 
 def parse_image(body: Any) -> ImageSpec:
-    c = Checker(body)
-    location, tags = c.location(), c.tags()
-    props = c.obj(c.body, "properties", "properties", required=True)
-    if props.get("sourceVirtualMachine"):
-        c.fail("properties.sourceVirtualMachine", "vmforge has no virtual machines to capture; create the image "
-               "from storageProfile.osDisk.blobUri.")
-    storage = c.obj(props, "storageProfile", "properties.storageProfile", required=True)
-    osdisk = c.obj(storage, "osDisk", OSDISK, required=True)
+    """The body checked against the Compute wire model (``vmforge.wire.compute.Image``), then against what
+    vmforge can build an image from."""
+    data = validate_image(body)
+    props = data["properties"]
+    limits: list[ErrorDetail] = []
+    if "sourceVirtualMachine" in props:
+        limits.append(ErrorDetail(INVALID, "vmforge has no virtual machines to capture; create the image from "
+                                           "storageProfile.osDisk.blobUri.", "properties.sourceVirtualMachine"))
+    storage = props.get("storageProfile") or {}
     if storage.get("dataDisks"):
-        c.fail("properties.storageProfile.dataDisks", "vmforge images hold one OS disk; data disks are not supported.")
-    os_type = c.enum(osdisk, "osType", f"{OSDISK}.osType", OS_TYPES, required=True)
-    os_state = c.enum(osdisk, "osState", f"{OSDISK}.osState", OS_STATES, required=True)
-    gen = c.enum(props, "hyperVGeneration", "properties.hyperVGeneration", HYPERV_GENERATIONS, default="V1")
-    blob_uri = c.string(osdisk, "blobUri", f"{OSDISK}.blobUri")
-    copy_from = None
-    for key in ("managedDisk", "snapshot"):
-        ref = c.obj(osdisk, key, f"{OSDISK}.{key}")
-        copy_from = copy_from or c.string(ref, "id", f"{OSDISK}.{key}.id")
-    if bool(blob_uri) == bool(copy_from):
-        c.fail(f"{OSDISK}.blobUri", "Give exactly one source: osDisk.blobUri, or osDisk.managedDisk.id / "
-               "osDisk.snapshot.id naming a vmforge image or gallery image version.")
-    c.raise_if_any()
-    return ImageSpec(location, tags, os_type or "", os_state or "", gen or "V1", blob_uri, copy_from, props)
+        limits.append(ErrorDetail(INVALID, "vmforge images hold one OS disk; data disks are not supported.",
+                                  "properties.storageProfile.dataDisks"))
+    if limits:
+        raise ValidationFailed.from_details(limits)
+    osdisk = storage["osDisk"]
+    copy_from = (osdisk.get("managedDisk") or osdisk.get("snapshot") or {}).get("id")
+    return ImageSpec(data["location"], data.get("tags") or {}, osdisk["osType"], osdisk["osState"],
+                     props.get("hyperVGeneration", "V1"), osdisk.get("blobUri"), copy_from, props)
 
 
 def _same_source(row: ManagedImage, spec: ImageSpec) -> bool:

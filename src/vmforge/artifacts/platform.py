@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vmforge.artifacts.blobstore import BlobStore
-from vmforge.artifacts.common import HYPERV_GENERATIONS, OS_TYPES
 from vmforge.artifacts.errors import InvalidParameter
 from vmforge.artifacts.sources import SourcePolicy, fetched
 from vmforge.artifacts.versions import latest_platform
@@ -22,6 +21,7 @@ from vmforge.errors import Conflict, NotFound
 from vmforge.service.ids import utcnow
 from vmforge.store.artifact_models import PlatformImage
 from vmforge.store.db import Database
+from vmforge.wire.compute import HYPERV_GENERATIONS, OS_TYPES
 
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _VERSION = re.compile(r"^\d{1,10}(\.\d{1,10}){0,3}$")

@@ -42,16 +42,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
-from vmforge.errors import InvalidRequestContent, ValidationFailed
 from vmforge.wire.base import Ctx, WireModel
-from vmforge.wire.errors import from_pydantic, merge
 from vmforge.wire.limits import limit_errors
 from vmforge.wire.template import ImageTemplate, ImageTemplateProperties, ImageTemplateUpdateParameters
 from vmforge.wire.trigger import Trigger
 from vmforge.wire.versions import API_VERSIONS, STRICT_VERSIONS, check_api_version, is_strict
-from vmforge.wire.walk import walk_object
+from vmforge.wire.walk import validate_object, walk_object
 
 __all__ = [
     "API_VERSIONS",
@@ -67,20 +63,8 @@ __all__ = [
 def _validate(model: type[WireModel], body: Any, api_version: str) -> dict[str, Any]:
     """Walk, validate, and dump ``body`` as ``model`` under ``api_version``: the canonical form, or every error."""
     api_version = check_api_version(api_version)
-    if not isinstance(body, dict):
-        raise InvalidRequestContent("The request content must be a JSON object.")
     limits = limit_errors(body) if model is not Trigger else []
-    ctx = Ctx(api_version, is_strict(api_version))
-    data = walk_object(body, model, (), ctx)
-    try:
-        parsed = model.model_validate(data)
-    except ValidationError as e:
-        errors = merge(limits, from_pydantic(e, data), ctx.errors)
-    else:
-        errors = merge(limits, ctx.errors)
-    if errors:
-        raise ValidationFailed.from_details(errors)
-    return parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return validate_object(model, body, Ctx(api_version, is_strict(api_version)), limits)
 
 
 def validate_template(body: Any, api_version: str) -> dict[str, Any]:

@@ -21,10 +21,11 @@ import types
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import Discriminator
+from pydantic import Discriminator, ValidationError
 
+from vmforge.errors import ErrorDetail, InvalidRequestContent, ValidationFailed
 from vmforge.wire.base import Ctx, WireModel, tag_of
-from vmforge.wire.errors import NOT_A_STRING, TYPE, UNKNOWN, Path, shown
+from vmforge.wire.errors import NOT_A_STRING, TYPE, UNKNOWN, Path, from_pydantic, merge, shown
 from vmforge.wire.versions import allowed
 
 
@@ -144,3 +145,22 @@ def walk_object(value: Any, model: type[WireModel], path: Path, ctx: Ctx) -> Any
     if ctx.check:
         model.rules(out, path, ctx)
     return out
+
+
+def validate_object(model: type[WireModel], body: Any, ctx: Ctx, errors: list[ErrorDetail] | None = None
+                    ) -> dict[str, Any]:
+    """Walk, validate and dump ``body`` as ``model``: its canonical form (names and enum values canonical,
+    read-only properties and nulls dropped), or one ``ValidationFailed`` with every error (``errors``, found
+    beforehand, first). A body that is not a JSON object is ``InvalidRequestContent``."""
+    if not isinstance(body, dict):
+        raise InvalidRequestContent("The request content must be a JSON object.")
+    data = walk_object(body, model, (), ctx)
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as e:
+        found = merge(errors or [], from_pydantic(e, data), ctx.errors)
+    else:
+        found = merge(errors or [], ctx.errors)
+    if found:
+        raise ValidationFailed.from_details(found)
+    return parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)

@@ -20,12 +20,12 @@ from vmforge.auth import Principal
 from vmforge.identity.roles import compute as _act, resource_action
 from vmforge.artifacts import Artifacts
 from vmforge.artifacts import render as R
-from vmforge.artifacts.errors import InvalidParameter
 from vmforge.artifacts.platform import Urn
 from vmforge.fetch import policy_from_settings
 from vmforge.errors import ArmError, InvalidApiVersion, MissingApiVersion, NotFound
 from vmforge.service.ids import iso, location_key
 from vmforge.store.models import Operation
+from vmforge.wire.compute import validate_platform_image
 
 COMPUTE_VERSIONS = ("2026-04-01", "2025-11-01", "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01",
                     "2023-09-01", "2023-07-01", "2023-03-01", "2022-11-01", "2022-08-01")
@@ -442,12 +442,7 @@ async def register_platform_version(request: Request, subscriptionId: str, locat
     Body: ``{"properties": {"blobUri": "file:///…" | "https://…", "sha256"?: hex, "osType"?: "Linux",
     "hyperVGeneration"?: "V1" (BIOS; "V2" boots UEFI)}}``."""
     _vmimage(artifactType)
-    body = await _body(request)
-    props = body.get("properties") if isinstance(body, dict) else None
-    if not isinstance(props, dict) or not isinstance(props.get("blobUri"), str):
-        raise InvalidParameter("properties.blobUri is required.", target="properties.blobUri")
-    if not isinstance(props.get("sha256") or "", str):
-        raise InvalidParameter("properties.sha256 must be a hex string.", target="properties.sha256")
+    props = validate_platform_image(await _body(request))["properties"]
     urn = Urn.parse(f"{publisherName}:{offer}:{skus}:{version}")
     row = await run_in_threadpool(lambda: arts.platform.register_uri(
         urn, props["blobUri"], sha256=props.get("sha256") or None, target="properties.blobUri",
