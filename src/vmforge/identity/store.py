@@ -225,6 +225,30 @@ class IdentityStore:
             return s.execute(q).rowcount or 0
 
 
+# ---------------------------------------------------------------------- in a caller's transaction
+def assign_in(s: Any, principal_id: str, role: Role, scope: str, *, principal_type: str = "ServicePrincipal",
+              created_by: str | None = None) -> None:
+    """``IdentityStore.assign`` of a built-in role inside the caller's transaction (the service's own grants,
+    e.g. Contributor on a staging group it creates with the template); idempotent."""
+    display, key = normalize_scope(scope)
+    row = s.scalars(select(RoleAssignment).where(RoleAssignment.principal_id == principal_id,
+                                                 RoleAssignment.role == role.id,
+                                                 RoleAssignment.scope_key == key)).first()
+    if row is None:
+        s.add(RoleAssignment(id=str(uuid.uuid4()), principal_id=principal_id, role=role.id,
+                             principal_type=principal_type, created_by=created_by, scope=display, scope_key=key,
+                             created_at=datetime.now(timezone.utc)))
+
+
+def remove_at_or_below_in(s: Any, scope: str) -> int:
+    """Every role assignment at ``scope`` or below it, in the caller's transaction (its scope is going away)."""
+    key = normalize_scope(scope)[1]
+    ids = [a.id for a in s.scalars(select(RoleAssignment)) if covers(key, a.scope_key)]
+    if ids:
+        s.execute(delete(RoleAssignment).where(RoleAssignment.id.in_(ids)))
+    return len(ids)
+
+
 # ---------------------------------------------------------------------- custom role definitions
 def _check_actions(value: Any, where: str) -> list[str]:
     if value is None:

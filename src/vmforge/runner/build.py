@@ -167,6 +167,7 @@ class BootStep(Step):
 
         def on_vm(vm) -> None:  # noqa: ANN001 — registered at once, so that a cancel during boot reaches it
             ctx.state["vm_" + self.role] = vm
+            ctx.state.get("on_vm_started", lambda role: None)(self.role)  # staged in the template's group
 
         guest, _ = boot(disk, fmt, ctx.work_dir / f"vm-{self.role}", ctx.events, _loop(ctx),
                         vm_size=(ctx.template.get("vmProfile") or {}).get("vmSize"), os_type=ctx.os_type,

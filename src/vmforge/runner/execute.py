@@ -27,6 +27,7 @@ from vmforge.runner.build import distribution, plan
 from vmforge.events import RunEvents
 from vmforge.kinds.base import BuildError, Canceled, Context, TimedOut, assign_ids, cleanup_all, execute
 from vmforge.artifacts import lineage
+from vmforge.service import staging
 from vmforge.service.runstate import RunState, RunSubState
 
 log = logging.getLogger("vmforge.runner")
@@ -163,6 +164,7 @@ class Executor:
         ctx.authorize = access.check
         ctx.state["loop"] = loop
         ctx.state["accelerator"] = self.accelerator
+        ctx.state["on_vm_started"] = lambda role: staging.stage(self.runs.db, run_id, role)
         self._active[run_id] = ctx
         stop_watch = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(ctx, stop_watch), daemon=True,
@@ -175,6 +177,11 @@ class Executor:
             events.line(f"acting as {access.describe()}", "source")
             # Nothing boots before the run is known to be allowed: the source may be read (then it must exist),
             # and at least one target may be written.
+            gone = staging.missing(self.runs.db, info["staging_group"]) if info.get("staging_group") else None
+            if gone:
+                events.line(gone, "staging")
+                self._finish(run_id, RunState.FAILED, gone, "StagingResourceGroupNotFound", events=events)
+                return
             source_refused, targets_refused = access.preflight(props)
             if source_refused:
                 events.line(source_refused, "source")
@@ -247,6 +254,7 @@ class Executor:
             stop_watch.set()
             watcher.join(5)
             cleanup_all(ctx, ran)
+            staging.unstage(self.runs.db, run_id)
             self._remove_work_files(ctx)
             loop.close()
             events.close()

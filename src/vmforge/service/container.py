@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vmforge.service import group_delete
+from vmforge.service import group_delete, staging
 from vmforge.service import views  # noqa: F401  (registers the render-on-write hook)
 from vmforge.service.runs import RunService
 from vmforge.service.templates import Engine, TemplateService
@@ -35,4 +35,5 @@ class Services:
         recover = getattr(self.engine, "recover", None)
         if recover is not None:
             recover()
+        staging.reap(self.db)  # what runs that ended in a crash had staged
         return len(pending)

@@ -26,7 +26,7 @@ from vmforge.service.ids import utcnow
 from vmforge.service.runstate import RunState
 from vmforge.store.artifact_models import Gallery, GalleryImage, GalleryImageVersion, ManagedImage
 from vmforge.store.models import Operation, Run, Template
-from vmforge.store.tenancy_models import ResourceGroup
+from vmforge.store.tenancy_models import ResourceGroup, StagingResource
 
 if TYPE_CHECKING:
     from vmforge.service.container import Services
@@ -165,6 +165,10 @@ def _purge(services: Services, subscription: str, group: str) -> None:
     # Managed identities (their own role assignments stay, as in Azure), then the assignments in the group.
     for ident in managed.list_identities(db, subscription, group):
         managed.delete_identity(db, subscription, group, ident.name)
+    # What runs staged here (a template's staging group deleted under it: its next run fails, as in Azure).
+    with db.session() as s:
+        s.execute(delete(StagingResource).where(StagingResource.subscription_key == sub_key,
+                                                   StagingResource.group_key == group_key))
     scope_key = _group_id(subscription, group).lower()
     store = IdentityStore(db)
     for a in store.assignments():

@@ -114,6 +114,65 @@ def create_or_update(db: Database, subscription: str, group: str, location: str,
         return _group(row), True
 
 
+def create_in(s: Session, subscription: str, group: str, location: str, tags: dict[str, Any] | None = None,
+              managed_by: str | None = None) -> ResourceGroup:
+    """A new group, inserted in the caller's transaction (the caller checked that none exists)."""
+    check_group(group)
+    row = ResourceGroup(subscription_key=subscription.lower(), group_key=group.lower(), subscription_id=subscription,
+                        name=group, location=location_key(location), tags=dict(tags or {}), managed_by=managed_by,
+                        provisioning_state="Succeeded", created_at=utcnow())
+    s.add(row)
+    s.flush()
+    return row
+
+
+def contents(s: Session, subscription: str, group: str) -> list[dict[str, Any]]:
+    """Every resource the group holds, as ARM's generic resource list shows them (``id``, ``name``, ``type``,
+    ``location``, ``tags``): image templates, managed images, galleries with their image definitions and
+    versions, user-assigned identities, and what runs have staged there."""
+    from vmforge.service.ids import TemplatePath
+    from vmforge.store.artifact_models import Gallery, GalleryImage, GalleryImageVersion, ManagedImage
+    from vmforge.store.models import Template
+    from vmforge.store.tenancy_models import ManagedIdentity, StagingResource
+
+    sub, key = subscription.lower(), group.lower()
+    base = f"/subscriptions/{subscription}/resourceGroups/{group}/providers"
+    out: list[dict[str, Any]] = []
+
+    def add(rid: str, name: str, rtype: str, location: str, tags: dict[str, Any] | None) -> None:
+        item: dict[str, Any] = {"id": rid, "name": name, "type": rtype, "location": location}
+        if tags:
+            item["tags"] = dict(tags)
+        out.append(item)
+
+    for t in s.scalars(select(Template).where(Template.subscription_key == sub, Template.group_key == key,
+                                              Template.provisioning_state != "Deleting").order_by(Template.id)):
+        add(TemplatePath(t.subscription_id, t.resource_group, t.name).resource_id(), t.name,
+            "Microsoft.VirtualMachineImages/imageTemplates", t.location, t.tags)
+    for i in s.scalars(select(ManagedImage).where(ManagedImage.subscription_key == sub, ManagedImage.group_key == key)
+                       .order_by(ManagedImage.id)):
+        add(f"{base}/Microsoft.Compute/images/{i.name}", i.name, "Microsoft.Compute/images", i.location, i.tags)
+    for g in s.scalars(select(Gallery).where(Gallery.subscription_key == sub, Gallery.group_key == key)
+                       .order_by(Gallery.id)):
+        gid = f"{base}/Microsoft.Compute/galleries/{g.name}"
+        add(gid, g.name, "Microsoft.Compute/galleries", g.location, g.tags)
+        for d in s.scalars(select(GalleryImage).where(GalleryImage.gallery_id == g.id).order_by(GalleryImage.id)):
+            add(f"{gid}/images/{d.name}", f"{g.name}/{d.name}", "Microsoft.Compute/galleries/images", d.location,
+                d.tags)
+            for v in s.scalars(select(GalleryImageVersion).where(GalleryImageVersion.image_id == d.id)
+                               .order_by(GalleryImageVersion.id)):
+                add(f"{gid}/images/{d.name}/versions/{v.name}", f"{g.name}/{d.name}/{v.name}",
+                    "Microsoft.Compute/galleries/images/versions", v.location, v.tags)
+    for m in s.scalars(select(ManagedIdentity).where(ManagedIdentity.subscription_key == sub,
+                                                     ManagedIdentity.group_key == key).order_by(ManagedIdentity.name_key)):
+        add(f"{base}/Microsoft.ManagedIdentity/userAssignedIdentities/{m.name}", m.name,
+            "Microsoft.ManagedIdentity/userAssignedIdentities", m.location, m.tags)
+    for r in s.scalars(select(StagingResource).where(StagingResource.subscription_key == sub,
+                                                     StagingResource.group_key == key).order_by(StagingResource.id)):
+        add(f"{base}/{r.type}/{r.name}", r.name, r.type, r.location, r.tags)
+    return out
+
+
 def ensure(db: Database, subscription: str, group: str, location: str) -> Group:
     """The group, created in ``location`` when missing (``vmforge --create-group``, tests)."""
     g = get(db, subscription, group)

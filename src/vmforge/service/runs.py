@@ -59,16 +59,7 @@ class RunService:
                     f"The image template '{path.name}' already has a run in progress. Wait for it to end, or cancel it.",
                     code="Conflict",
                 )
-            op = self.templates._operation(s, t, "run")
-            run = Run(
-                template_id=t.id, operation_id=op.id, state=RunState.RUNNING.value,
-                sub_state=RunSubState.QUEUED.value, message="", start_time=utcnow(), cancel_requested=False,
-                attempts=0,
-            )
-            s.add(run)
-            s.flush()
-            op.run_id = run.id
-            t.last_run_status = _status(run)
+            run, op = self.templates.new_run(s, t)
             run_id = run.id
         self.templates.engine.submit(run_id)
         return op
@@ -195,7 +186,11 @@ class RunService:
                 raise NotFound(f"run {run_id} or its template not found")
             return {"properties": t.properties, "name": t.name, "location": t.location, "identity": t.identity,
                     "subscription": t.subscription_id, "group": t.resource_group, "writer": t.writer_object_id,
-                    "writer_name": t.modified_by}
+                    "writer_name": t.modified_by,
+                    # Checked before a run: a group the service made, or one the user gave (templates from before
+                    # staging groups existed name a generated group that was never created).
+                    "staging_group": t.staging_resource_group if (
+                        t.staging_group_owned or (t.properties or {}).get("stagingResourceGroup")) else None}
 
     def set_log_path(self, run_id: int, path: str) -> None:
         with self.db.session() as s:

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from vmforge import wire
 from vmforge.auth import Principal
-from vmforge.errors import Conflict, NotFound
-from vmforge.service import groups
+from vmforge.errors import BadRequest, Conflict, NotFound
+from vmforge.service import groups, staging
 from vmforge.service.ids import (TemplatePath, check_group, check_name, decode_token, encode_token, location_key,
                                 utcnow)
 from vmforge.service.runstate import RunState
@@ -61,6 +61,18 @@ def _staging_group(path: TemplatePath, props: dict[str, Any]) -> str:
     if given:
         return given
     return f"/subscriptions/{path.subscription}/resourceGroups/IT_{path.group}_{path.name}_{uuid.uuid4()}"
+
+
+def _auto_run(props: dict[str, Any]) -> bool:
+    return ((props.get("autoRun") or {}).get("state") or "").lower() == "enabled"
+
+
+def _identity_principal(identity: dict[str, Any] | None) -> str | None:
+    """The principal id of the template's user-assigned identity (``check_linked`` recorded it)."""
+    for value in ((identity or {}).get("userAssignedIdentities") or {}).values():
+        if isinstance(value, dict) and value.get("principalId"):
+            return value["principalId"]
+    return None
 
 
 def _spec(location: str, identity: Any, props: dict[str, Any]) -> str:
@@ -161,22 +173,33 @@ class TemplateService:
                         f"The image template '{path.name}' has a run in progress; it cannot be updated until the run ends.",
                         code="Conflict",
                     )
+                given = (c["properties"].get("stagingResourceGroup") or "").rstrip("/").lower()
+                if given != (t.properties.get("stagingResourceGroup") or "").rstrip("/").lower():
+                    raise BadRequest("The stagingResourceGroup of an image template cannot be changed; delete the "
+                                     "template and create it again.", code="InvalidParameter",
+                                     target="properties.stagingResourceGroup")
                 t.location, t.identity, t.properties = c["location"], c.get("identity"), c["properties"]
                 t.tags = c.get("tags", {})
                 t.provisioning_state, t.provisioning_error = "Updating", None
                 t.modified_by, t.modified_at = principal.name, now
                 t.writer_object_id = principal.object_id
                 t.version += 1
+                t.auto_run_pending = _auto_run(c["properties"])
+                staging.retag(s, t)
                 op = self._operation(s, t, "put")
                 return t, False, op
             groups.require_in(s, path.subscription, path.group)
+            staging_group = _staging_group(path, c["properties"])
+            owned = staging.prepare(s, path, c["location"], c["properties"], staging_group,
+                                    _identity_principal(c.get("identity")))
             sub, group, name = path.keys
             t = Template(
                 subscription_key=sub, group_key=group, name_key=name,
                 subscription_id=path.subscription, resource_group=path.group, name=path.name,
                 location=c["location"], tags=c.get("tags", {}), identity=c.get("identity"),
                 properties=c["properties"], provisioning_state="Creating", provisioning_error=None,
-                staging_resource_group=_staging_group(path, c["properties"]),
+                staging_resource_group=staging_group, staging_group_owned=owned,
+                auto_run_pending=_auto_run(c["properties"]),
                 created_by=principal.name, created_at=now, modified_by=principal.name, modified_at=now,
                 writer_object_id=principal.object_id, version=1,
             )
@@ -245,6 +268,7 @@ class TemplateService:
                     wire.API_VERSIONS[-1],
                 )
                 t.properties = merged
+                t.auto_run_pending = _auto_run(merged)
             if "tags" in upd:
                 t.tags = upd["tags"] or {}
             if "identity" in upd:
@@ -283,6 +307,7 @@ class TemplateService:
     # ----------------------------------------------------------------- async completion
     def finish_operation(self, op_id: str) -> None:
         """Complete a provisioning/patch/delete operation (idempotent; safe to repeat after a crash)."""
+        auto_run: int | None = None
         with self.db.session() as s:
             op = s.get(Operation, op_id, with_for_update=True)
             if op is None or op.status != "InProgress" or op.kind not in ("put", "patch", "delete"):
@@ -292,6 +317,10 @@ class TemplateService:
                 t = self._by_resource_id(s, op.resource_id)
                 if t is not None and t.provisioning_state in ("Creating", "Updating"):
                     t.provisioning_state = "Succeeded"
+                    if t.auto_run_pending:  # autoRun: the run starts in the transaction that ends provisioning
+                        t.auto_run_pending = False
+                        if self._active_run(s, t) is None:
+                            auto_run = self.new_run(s, t)[0].id
             elif op.kind == "delete":
                 t = self._by_resource_id(s, op.resource_id)
                 if t is not None:
@@ -299,6 +328,24 @@ class TemplateService:
                         return  # the run's cancellation will finish this delete
                     self.purge(s, t)
             op.status, op.end_time = "Succeeded", now
+        if auto_run is not None:
+            self.engine.submit(auto_run)
+
+    def new_run(self, s: Session, t: Template) -> tuple[Run, Operation]:
+        """A queued run of ``t`` and its ``run`` operation, in the caller's transaction (the caller checked that
+        none is in progress, and submits the run to the engine once this commits)."""
+        from vmforge.service.runs import _status
+        from vmforge.service.runstate import RunSubState
+
+        op = self._operation(s, t, "run")
+        run = Run(template_id=t.id, operation_id=op.id, state=RunState.RUNNING.value,
+                  sub_state=RunSubState.QUEUED.value, message="", start_time=utcnow(), cancel_requested=False,
+                  attempts=0)
+        s.add(run)
+        s.flush()
+        op.run_id = run.id
+        t.last_run_status = _status(run)
+        return run, op
 
     def purge(self, s: Session, t: Template) -> None:
         """Remove a template and the rows hanging off it (run outputs, triggers, runs) in the caller's
@@ -306,6 +353,7 @@ class TemplateService:
         s.execute(delete(RunOutput).where(RunOutput.template_id == t.id))
         s.execute(delete(Trigger).where(Trigger.template_id == t.id))
         s.execute(delete(Run).where(Run.template_id == t.id))
+        staging.release(s, t)
         s.delete(t)
 
     def _by_resource_id(self, s: Session, resource_id: str) -> Template | None:

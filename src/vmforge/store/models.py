@@ -61,6 +61,11 @@ class Template(Base):
     provisioning_state: Mapped[str] = mapped_column(String(16))
     provisioning_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     staging_resource_group: Mapped[str] = mapped_column(String(300))
+    # Whether the service created the staging group (then it is deleted with the template; a group the user
+    # gave that existed keeps living, only what the service put in it goes).
+    staging_group_owned: Mapped[bool] = mapped_column(default=False)
+    # autoRun: a run is due once the create or update being provisioned succeeds (consumed in that transaction).
+    auto_run_pending: Mapped[bool] = mapped_column(default=False)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     modified_by: Mapped[str] = mapped_column(String(200))

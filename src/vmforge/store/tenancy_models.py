@@ -71,3 +71,28 @@ class RoleDefinition(Base):
     created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StagingResource(Base):
+    """What a run creates for itself in its template's staging resource group while it lasts (its build and
+    validation VMs and their OS disks), tagged with the template's ``managedResourceTags``. Rows exist exactly
+    while the run holds the thing they name; ARM's list of a group's resources shows them."""
+
+    __tablename__ = "staging_resources"
+    __table_args__ = (UniqueConstraint("subscription_key", "group_key", "type_key", "name_key",
+                                       name="uq_staging_resource"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_key: Mapped[str] = mapped_column(String(64))
+    group_key: Mapped[str] = mapped_column(String(90), index=True)
+    type_key: Mapped[str] = mapped_column(String(128))
+    name_key: Mapped[str] = mapped_column(String(128))
+    subscription_id: Mapped[str] = mapped_column(String(64))
+    resource_group: Mapped[str] = mapped_column(String(90))
+    type: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    location: Mapped[str] = mapped_column(String(64))
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    template_id: Mapped[int] = mapped_column(Integer, index=True)
+    run_id: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

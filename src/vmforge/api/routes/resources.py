@@ -97,6 +97,20 @@ async def delete_group(request: Request, subscriptionId: str, resourceGroupName:
     return Response(status_code=202, headers=_location_headers(request, op, api_version))
 
 
+def _group_contents(db: Any, subscription: str, group: str) -> list[dict[str, Any]]:
+    with db.read() as s:
+        return groups.contents(s, subscription, group)
+
+
+@router.get(GROUP + "/resources")
+async def list_resources(subscriptionId: str, resourceGroupName: str, _p: GroupRead, _v: ApiVersion,
+                         svc: ServicesDep) -> JSONResponse:
+    """ARM's generic list of what a group holds (``az resource list -g``, ``resources.list_by_resource_group``)."""
+    await _existing(svc, subscriptionId, resourceGroupName)
+    items = await run_in_threadpool(_group_contents, svc.db, subscriptionId, resourceGroupName)
+    return JSONResponse({"value": items})
+
+
 @router.get(RESULTS)
 async def delete_result(request: Request, subscriptionId: str, operationId: str, _p: GroupPoll,
                         api_version: ApiVersion, svc: ServicesDep) -> Response:
