@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
@@ -27,6 +28,7 @@ from vmforge.cli.output import (
     console,
     emit,
     guarded,
+    is_tty,
 )
 
 API = "2025-10-01"
@@ -71,9 +73,16 @@ def _add(tree: Tree, nodes: list[dict[str, Any]]) -> None:
         _add(tree.add(_label(n)), n.get("children") or [])
 
 
+def _console() -> Console:
+    """On a terminal, Rich's own; in a pipe or a file, no wrapping (ids stay whole on their line, for grep)."""
+    if is_tty():
+        return console()
+    return Console(width=100_000, highlight=False, soft_wrap=True, no_color=True)
+
+
 def show(data: dict[str, Any]) -> None:
     p = data["properties"]
-    out = console()
+    out = _console()
     out.print("[bold]Chain up[/] (to the platform image):")
     up = Tree(_label(p["artifact"]))
     branch = up
