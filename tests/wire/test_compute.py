@@ -5,6 +5,7 @@ one ValidationFailed whose details carry the JSON path and code that template va
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 import pytest
@@ -194,3 +195,57 @@ def test_platform_registration_and_non_objects() -> None:
     for validate in (validate_image, validate_gallery, validate_gallery_image, validate_gallery_image_version):
         with pytest.raises(InvalidRequestContent):
             validate(["not", "an", "object"])
+
+
+def _deep(depth: int, kind: str) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("kind", ["list", "dict"])
+def test_deep_nesting_is_a_validation_error_not_a_crash(kind: str) -> None:
+    nested = _deep(10_000, kind)  # ten times Python's recursion limit
+    cases = [
+        (validate_gallery, {"location": "westus", "identity": {"x": nested}}, "identity"),
+        (validate_gallery, {"location": "westus", "properties": {"sharingProfile": {"communityGalleryInfo": nested}}},
+         "properties.sharingProfile.communityGalleryInfo"),
+        (validate_gallery_image_version, {**version(), "properties": {**version()["properties"],
+                                                                      "securityProfile": nested}},
+         "properties.securityProfile"),
+        # An object of unknown members is an empty properties object; an array is not an object.
+        (validate_image, {**image(), "properties": nested}, "properties.storageProfile" if kind == "dict"
+         else "properties"),
+        (validate_gallery_image, {**definition(), "tags": {"t": nested}}, "tags.t"),
+    ]
+    for validate, body, target in cases:
+        with pytest.raises(ValidationFailed) as e:
+            validate(body)
+        assert target in {d.target for d in e.value.details}
+
+
+def test_random_mutations_never_escape_as_anything_but_validation_errors() -> None:
+    rng = random.Random(11)
+    values: list[Any] = [None, "", "x", 0, -1, 2**40, 1.5, True, [], {}, ["a"], {"id": 5}, _deep(50, "dict")]
+    bodies = [(validate_image, image()), (validate_gallery_image, definition()),
+              (validate_gallery_image_version, version()),
+              (validate_gallery, {"location": "westus", "properties": {"description": "d"}})]
+
+    def spots(node: Any, out: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, child in items:
+            out.append((node, key))
+            spots(child, out)
+        return out
+
+    for _ in range(400):
+        validate, valid = rng.choice(bodies)
+        body = copy.deepcopy(valid)
+        for _ in range(rng.randint(1, 3)):
+            parent, key = rng.choice(spots(body, []))
+            parent[key] = copy.deepcopy(rng.choice(values))
+        try:
+            validate(body)
+        except (ValidationFailed, InvalidRequestContent):
+            pass

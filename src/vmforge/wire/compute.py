@@ -25,7 +25,9 @@ details) are typed as plain JSON objects: they are kept as sent.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BeforeValidator
 
 from vmforge.service.ids import location_key
 from vmforge.wire.base import (
@@ -57,6 +59,25 @@ GallerySharingPermissionTypes = Literal["Private", "Groups", "Community"]
 OS_TYPES: tuple[str, ...] = get_args(OperatingSystemTypes)
 OS_STATES: tuple[str, ...] = get_args(OperatingSystemStateTypes)
 HYPERV_GENERATIONS: tuple[str, ...] = get_args(HyperVGeneration)
+
+# Objects vmforge keeps as sent without interpreting them are bounded in depth (the API's body reader caps the
+# whole body at 64 levels; a direct caller of these functions is held to the same kind of bound here).
+MAX_OPAQUE_DEPTH = 32
+
+
+def _bounded(value: Any) -> Any:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_OPAQUE_DEPTH:
+            raise ValueError(f"it is nested deeper than {MAX_OPAQUE_DEPTH} levels")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return value
+
+
+# A JSON object stored as sent (encryption, security and sharing details vmforge does not interpret).
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_bounded)]
 
 # Read-only members of every ARM resource, ignored when a client sends a GET body back.
 _RESOURCE_READ_ONLY = frozenset({"id", "name", "type", "systemData", "etag", "managedBy"})
@@ -173,7 +194,7 @@ class SharingProfile(WireModel):
     read_only = frozenset({"groups"})
 
     permissions: GallerySharingPermissionTypes | None = None
-    communityGalleryInfo: dict[str, Any] | None = None
+    communityGalleryInfo: JsonObject | None = None
 
 
 class SoftDeletePolicy(WireModel):
@@ -196,7 +217,7 @@ class Gallery(WireModel):
 
     location: NonEmptyStr
     tags: dict[str, str] | None = None
-    identity: dict[str, Any] | None = None
+    identity: JsonObject | None = None
     properties: GalleryProperties | None = None
 
 
@@ -280,7 +301,7 @@ class TargetRegion(WireModel):
     name: NonEmptyStr
     regionalReplicaCount: PositiveInt32 | None = None
     storageAccountType: StorageAccountType | None = None
-    encryption: dict[str, Any] | None = None
+    encryption: JsonObject | None = None
     excludeFromLatest: bool | None = None
 
 
@@ -356,7 +377,7 @@ class GalleryImageVersionProperties(WireModel):
     publishingProfile: GalleryImageVersionPublishingProfile | None = None
     storageProfile: GalleryImageVersionStorageProfile
     safetyProfile: GalleryImageVersionSafetyProfile | None = None
-    securityProfile: dict[str, Any] | None = None
+    securityProfile: JsonObject | None = None
     restore: bool | None = None
 
 
