@@ -87,9 +87,9 @@ def test_trigger(version: str) -> None:
 
 @pytest.mark.parametrize("version", wire.API_VERSIONS)
 def test_trigger_errors(version: str) -> None:
-    (d,) = errors_of(wire.validate_trigger, {"properties": {"kind": "Schedule"}}, version)
+    (d,) = errors_of(wire.validate_trigger, {"properties": {"kind": "Cron"}}, version)
     assert (d.code, d.target) == (ENUM, "properties.kind")
-    assert "'SourceImage'" in d.message
+    assert "'SourceImage'" in d.message and "'Schedule'" in d.message  # Schedule: vmforge's extension
     (d,) = errors_of(wire.validate_trigger, {"properties": {}}, version)
     assert (d.code, d.target) == (MISSING, "properties.kind")
     (d,) = errors_of(wire.validate_trigger, {}, version)

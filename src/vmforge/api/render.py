@@ -17,15 +17,20 @@ from vmforge.store.models import Operation, RunOutput, Trigger
 
 
 def trigger(path: TemplatePath, row: Trigger) -> dict[str, Any]:
+    props: dict[str, Any] = {"kind": row.kind}
+    if row.kind == "Schedule":  # vmforge's extension: what was given, and when it fires next / fired last
+        props.update(schedule=row.schedule, timeZone=row.time_zone, condition=row.condition)
+        if row.next_run_time is not None:
+            props["nextRunTime"] = iso(row.next_run_time)
+        if row.last_fired_time is not None:
+            props["lastFiredTime"] = iso(row.last_fired_time)
+    props["status"] = {"code": row.status_code, "message": row.status_message, "time": iso(row.status_time)}
+    props["provisioningState"] = row.provisioning_state
     return {
         "id": path.resource_id() + f"/triggers/{row.name}",
         "name": row.name,
         "type": TRIGGER_TYPE,
-        "properties": {
-            "kind": row.kind,
-            "status": {"code": row.status_code, "message": row.status_message, "time": iso(row.status_time)},
-            "provisioningState": row.provisioning_state,
-        },
+        "properties": props,
     }
 
 

@@ -20,6 +20,7 @@ from vmforge.kinds.base import BuildError, Context, Step
 from vmforge.machine import inject
 from vmforge.machine.firmware import for_generation
 from vmforge.machine.guestos import for_os
+from vmforge.runner import fingerprint
 from vmforge.runner.guest import BootWatch, boot
 from vmforge.service.runstate import RunSubState
 
@@ -102,6 +103,7 @@ class FetchStep(Step):
                 except BuildError as e:
                     raise BuildError(f"{step.kind} \"{step.name}\" ({where}): {e}", code=e.code) from e
                 count += 1
+                fingerprint.note_download(ctx.state, url, path)  # a Succeeded run records what it used
                 ctx.events.line(f"{where}: {safe_url(url)} → {path.stat().st_size} bytes"
                                 + (", sha256 verified" if sha256 else ""), "downloads")
         if not count:

@@ -23,6 +23,7 @@ from vmforge.errors import ArmError
 from vmforge.identity import imds
 from vmforge.machine import accel
 from vmforge.runner.access import RunAccess
+from vmforge.runner import fingerprint
 from vmforge.runner.build import distribution, plan
 from vmforge.events import RunEvents
 from vmforge.kinds.base import BuildError, Canceled, Context, TimedOut, assign_ids, cleanup_all, execute
@@ -306,6 +307,7 @@ class Executor:
             self._finish(run_id, RunState.PARTIALLY_SUCCEEDED, "Some distributors failed: " + "; ".join(failures)
                          + f" See the log at {events.log_path}.", "PartiallySucceeded", events=events)
         else:
+            fingerprint.record(self.runs.db, run_id, ctx.state, ctx.template)  # for onChange Schedule triggers
             self._finish(run_id, RunState.SUCCEEDED, "", None, events=events)
 
     # ------------------------------------------------------------------ endings

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from vmforge.errors import ArmError, Conflict
+from vmforge.runner.schedule import ScheduleWatcher
 from vmforge.service.ids import TemplatePath, utcnow
 from vmforge.store.models import Template, Trigger
 
@@ -36,13 +37,16 @@ class TriggerWatcher:
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.schedules = ScheduleWatcher(services, interval)  # kind Schedule, on its own thread
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="vmforge-triggers", daemon=True)
         self._thread.start()
+        self.schedules.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self.schedules.stop()
         if self._thread is not None:
             self._thread.join(10)
 

@@ -1,4 +1,4 @@
-"""Triggers of an image template (kind SourceImage)."""
+"""Triggers of an image template (kind SourceImage, and vmforge's Schedule: ``vmforge.runner.schedule``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from vmforge import wire
 from vmforge.errors import NotFound
+from vmforge import schedule
 from vmforge.service.ids import TemplatePath, check_name, utcnow
 from vmforge.service.templates import TemplateService
 from vmforge.store.models import Operation, Trigger
@@ -38,10 +39,12 @@ class TriggerService:
                               provisioning_state="Creating", status_code="Healthy", status_message="",
                               status_time=utcnow())
                 s.add(row)
+                schedule.configure(row, c["properties"], utcnow())
                 s.flush()
                 op = self.templates._operation(s, t, "trigger-put", resource_id=self.trigger_id(path, name))
             else:
                 row.kind = kind
+                schedule.configure(row, c["properties"], utcnow())
                 op = self.templates._operation(s, t, "trigger-put", status="Succeeded",
                                                resource_id=self.trigger_id(path, row.name))
             return row, created, op

@@ -125,6 +125,9 @@ class Run(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
     lease_expires: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     log_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # A Succeeded run's inputs (vmforge.runner.fingerprint): the source version it resolved and the sha256 of
+    # every download; Schedule triggers with condition onChange compare against it.
+    inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class RunOutput(Base):
@@ -156,5 +159,12 @@ class Trigger(Base):
     status_time: Mapped[datetime] = mapped_column(UTCDateTime())
     # SourceImage triggers: the source version the template was last built from (or first seen at).
     source_version: Mapped[str | None] = mapped_column(String(600), nullable=True)
+    # Schedule triggers (vmforge.runner.schedule): cron expression, IANA time zone, always|onChange, the next
+    # fire time (UTC) and the last time it fired.
+    schedule: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    time_zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    condition: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    next_run_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_fired_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     template: Mapped[Template] = relationship(back_populates="triggers")
