@@ -44,6 +44,12 @@ def test_next_fire_across_spring_forward_in_berlin() -> None:
     first = schedule.next_fire("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 28, 12, tzinfo=UTC))
     assert first == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
     assert schedule.next_fire("30 2 * * *", "Europe/Berlin", first) == datetime(2026, 3, 30, 0, 30, tzinfo=UTC)
+    # Every 30 minutes keeps 30 minutes of real time through the gap (01:30 CET, then 03:00 CEST).
+    t, seen = datetime(2026, 3, 29, 0, 10, tzinfo=UTC), []
+    for _ in range(4):
+        t = schedule.next_fire("*/30 * * * *", "Europe/Berlin", t)
+        seen.append(t)
+    assert seen == [datetime(2026, 3, 29, 0, 30, tzinfo=UTC) + timedelta(minutes=30 * i) for i in range(4)]
     # Before the change 02:30 CET is 01:30 UTC.
     assert schedule.next_fire("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 27, 12, tzinfo=UTC)) == \
         datetime(2026, 3, 28, 1, 30, tzinfo=UTC)
