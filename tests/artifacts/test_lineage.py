@@ -84,6 +84,15 @@ def test_long_tag_values_stay_valid() -> None:
     assert L.tag_value("short") == "short"
 
 
+def test_lineage_tags_never_push_an_artifact_past_50_tags(artifacts: Artifacts, raw_image: Path) -> None:
+    own = {f"t{i}": "v" for i in (range(48))}
+    artifacts.register_managed_image(raw_image, f"{P}/images/tagged", location="westus", tags=own)
+    L.record(artifacts.db, _run("a", 9, "PlatformImage", "p:o:s:1"), "img", "ManagedImage",
+             {"artifact_id": f"{P}/images/tagged"})
+    assert artifacts.images.get(SUB, RG, "tagged").tags == own
+    assert L.lineage(artifacts.db, f"{P}/images/tagged")["artifact"]["run"]["runId"] == 9  # still recorded
+
+
 def test_revoke_cascades_is_idempotent_and_audited(artifacts: Artifacts, family: dict[str, str]) -> None:
     out = L.revoke(artifacts.db, family["1.0.1"], ADMIN, "CVE-2026-0001 in openssl", cascade=True)
     assert sorted(out.changed) == sorted([family["1.0.1"], family["b-img"], "file:///vhds/b.vhd", family["2.0.0"]])

@@ -40,6 +40,7 @@ from vmforge.store.lineage_models import ArtifactLineage, RevocationEvent
 log = logging.getLogger("vmforge.lineage")
 
 TAG_MAX = 256
+TAGS_MAX = 50  # tags per resource, as in Azure
 REASON_MAX = 1000
 TAG_TEMPLATE, TAG_RUN, TAG_REVISION, TAG_SOURCE, TAG_REVOKED = (
     "vmforge.template", "vmforge.run", "vmforge.templateRevision", "vmforge.source", "vmforge.revoked")
@@ -221,13 +222,20 @@ def record(db: Database, info: RunLineage | None, output_name: str, step_kind: s
             row.source_kind, row.source_ref, row.source_key = info.source_kind, info.source_ref, key_of(info.source_ref)
             row.created_at = utcnow()
             row.revoked_at = row.revoked_by = row.revoked_by_name = row.revoke_reason = row.revoked_via = None
+            skipped = False
             if live is not None:
                 tags = dict(live.row.tags or {})
                 tags.pop(TAG_REVOKED, None)
-                tags.update({TAG_TEMPLATE: tag_value(info.template_id), TAG_RUN: str(info.run_id),
-                             TAG_REVISION: f"v{info.template_version} sha256:{info.template_sha256}",
-                             TAG_SOURCE: tag_value(info.source_ref)})
-                live.row.tags = tags
+                ours = {TAG_TEMPLATE: tag_value(info.template_id), TAG_RUN: str(info.run_id),
+                        TAG_REVISION: f"v{info.template_version} sha256:{info.template_sha256}",
+                        TAG_SOURCE: tag_value(info.source_ref)}
+                if len({**tags, **ours}) <= TAGS_MAX:
+                    live.row.tags = {**tags, **ours}
+                else:  # Azure allows 50 tags: the artifact's own come first; the lineage route has it all
+                    skipped = True
+        if events is not None and skipped:
+            events.line(f"lineage tags not added to {artifact_id}: it already has {len(tags)} of Azure's "
+                        f"{TAGS_MAX} tags (the lineage route has the lineage)", "lineage")
         if events is not None:
             events.line(f"lineage: {artifact_id} ← {info.source_ref} (run {info.run_id}, template revision "
                         f"v{info.template_version})", "lineage")
@@ -398,7 +406,7 @@ def _set_revoked_tag(s: Session, row: ArtifactLineage, text: str | None) -> None
     tags = dict(live.row.tags or {})
     if text is None:
         tags.pop(TAG_REVOKED, None)
-    else:
+    elif TAG_REVOKED in tags or len(tags) < TAGS_MAX:  # never past Azure's 50 (the routes say it all)
         tags[TAG_REVOKED] = tag_value(text)
     live.row.tags = tags
 
