@@ -187,6 +187,25 @@ def test_compute_references_are_checked_against_the_caller(server: Server, world
     assert e.value.status_code == 403 and e.value.error.code == "LinkedAuthorizationFailed"
 
 
+def test_compute_references_are_checked_however_the_names_are_spelled(server: Server, world: dict) -> None:
+    """Compute bodies match names case-insensitively, as Azure's Compute provider does: the permission check
+    reads the references from the body as the service reads it, so no spelling slips a reference past it."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {world['token']}"}
+    base = f"{server.url}/subscriptions/{A}/resourceGroups/{world['ga']}/providers/Microsoft.Compute"
+    image = {"location": "westus", "properties": {"StorageProfile": {"osdisk": {
+        "osType": "Linux", "osState": "Generalized", "MANAGEDDISK": {"ID": _in_b(world, "images", "x")}}}}}
+    version = {"location": "westus", "properties": {"storageprofile": {"Source": {"Id": _in_b(world, "images", "x")}}}}
+    for url, body, version_param, target in (
+            (f"{base}/images/cased", image, "2026-04-01", "properties.storageProfile.osDisk.managedDisk.id"),
+            (f"{base}/galleries/g/images/d/versions/1.0.0", version, "2026-03-03", "properties.storageProfile.source.id")):
+        r = httpx.put(url, params={"api-version": version_param}, json=body, headers=headers,
+                      verify=server.ssl_context())
+        assert r.status_code == 403, r.text
+        assert r.json()["error"]["code"] == "LinkedAuthorizationFailed" and r.json()["error"]["target"] == target
+
+
 def test_platform_catalog_is_published_from_the_root_scope(server: Server, world: dict, tmp_path) -> None:  # noqa: ANN001
     import httpx
 

@@ -419,6 +419,37 @@ class PlatformImageRegistration(WireModel):
     properties: PlatformImageRegistrationProperties
 
 
+# ------------------------------------------------------------------------------------------- references
+def image_references(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The resource ids a validated (canonical) image body reads, each with its JSON path: the VM to capture
+    and each disk's managedDisk / snapshot. Read from the canonical form, so that no spelling of a name the
+    service accepts ('StorageProfile', 'MANAGEDDISK') escapes the caller's permission check."""
+    props = data.get("properties") or {}
+    out: list[tuple[str, str]] = []
+    if (props.get("sourceVirtualMachine") or {}).get("id"):
+        out.append(("properties.sourceVirtualMachine.id", props["sourceVirtualMachine"]["id"]))
+    storage = props.get("storageProfile") or {}
+    disks = [("properties.storageProfile.osDisk", storage.get("osDisk") or {})]
+    disks += [(f"properties.storageProfile.dataDisks[{i}]", d) for i, d in enumerate(storage.get("dataDisks") or [])]
+    for path, disk in disks:
+        for key in ("managedDisk", "snapshot"):
+            rid = (disk.get(key) or {}).get("id")
+            if rid:
+                out.append((f"{path}.{key}.id", rid))
+    return out
+
+
+def version_references(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The resource ids a validated (canonical) gallery image version body reads, each with its JSON path."""
+    storage = (data.get("properties") or {}).get("storageProfile") or {}
+    path = "properties.storageProfile"
+    found = [(f"{path}.source.id", storage.get("source")),
+             (f"{path}.osDiskImage.source.id", (storage.get("osDiskImage") or {}).get("source"))]
+    found += [(f"{path}.dataDiskImages[{i}].source.id", d.get("source"))
+              for i, d in enumerate(storage.get("dataDiskImages") or [])]
+    return [(target, src["id"]) for target, src in found if src and src.get("id")]
+
+
 # ------------------------------------------------------------------------------------------- entry points
 def _validate(model: type[WireModel], body: Any) -> dict[str, Any]:
     return validate_object(model, body, Ctx("compute", strict=False), limit_errors(body))

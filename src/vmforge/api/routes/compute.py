@@ -5,7 +5,7 @@ render; the artifact services are built (and the blob store swept) by this route
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +25,13 @@ from vmforge.fetch import policy_from_settings
 from vmforge.errors import ArmError, InvalidApiVersion, MissingApiVersion, NotFound
 from vmforge.service.ids import iso, location_key
 from vmforge.store.models import Operation
-from vmforge.wire.compute import validate_platform_image
+from vmforge.wire.compute import (
+    image_references,
+    validate_gallery_image_version,
+    validate_image,
+    validate_platform_image,
+    version_references,
+)
 
 COMPUTE_VERSIONS = ("2026-04-01", "2025-11-01", "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01",
                     "2023-09-01", "2023-07-01", "2023-03-01", "2022-11-01", "2022-08-01")
@@ -86,29 +92,18 @@ async def _platform_publisher(request: Request) -> Principal:
 PlatformWrite = Annotated[Principal, Depends(_platform_publisher)]
 
 
-# The Compute APIs' own references (an image's disk or snapshot, a gallery version's source) are read by the
+# The Compute APIs' own references (an image's disks or snapshots, a gallery version's sources) are read by the
 # caller: it must hold the read action on each (403 LinkedAuthorizationFailed otherwise), in any subscription.
-_IMAGE_REFS = (("properties", "storageProfile", "osDisk", "managedDisk", "id"),
-               ("properties", "storageProfile", "osDisk", "snapshot", "id"),
-               ("properties", "sourceVirtualMachine", "id"))
-_VERSION_REFS = (("properties", "storageProfile", "source", "id"),
-                 ("properties", "storageProfile", "osDiskImage", "source", "id"))
-
-
-def _dig(body: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(body, dict):
-            return None
-        body = body.get(key)
-    return body
-
-
-def _check_refs(request: Request, principal: Principal, body: Any, refs: tuple[tuple[str, ...], ...],
-                action: str) -> None:
+# They are taken from the validated body, exactly as the service will read it.
+def _check_refs(request: Request, principal: Principal, body: Any,
+                references: Callable[[Any], list[tuple[str, str]]], action: str) -> None:
+    try:
+        refs = references(body)
+    except ArmError:
+        return  # the service refuses this same body (after checking the group): nothing is read or stored
     authorizer = request.app.state.identity.authorizer
-    for path in refs:
-        ref = _dig(body, path)
-        if not isinstance(ref, str) or not ref.startswith("/"):
+    for target, ref in refs:
+        if not ref.startswith("/"):
             continue
         needed = resource_action(ref, "read")
         if needed is None:
@@ -118,7 +113,15 @@ def _check_refs(request: Request, principal: Principal, body: Any, refs: tuple[t
                 f"The client '{principal.client}' with object id '{principal.object_id}' has permission to perform "
                 f"action '{action}' on scope '{request.url.path}'; however, it does not have permission to perform "
                 f"action(s) '{needed}' on the linked scope(s) '{ref}' (respectively) or the linked scope(s) are "
-                "invalid.", code="LinkedAuthorizationFailed", status=403, target=".".join(path))
+                "invalid.", code="LinkedAuthorizationFailed", status=403, target=target)
+
+
+def _image_refs(body: Any) -> list[tuple[str, str]]:
+    return image_references(validate_image(body))
+
+
+def _version_refs(body: Any) -> list[tuple[str, str]]:
+    return version_references(validate_gallery_image_version(body))
 
 
 def _version_dep(allowed: tuple[str, ...]):  # noqa: ANN202
@@ -179,7 +182,7 @@ async def _sizes(arts: Artifacts, digests: list[str]) -> dict[str, int]:
 async def put_image(request: Request, subscriptionId: str, resourceGroupName: str, imageName: str,
                     _p: ImageWrite, v: ComputeApi, arts: ArtifactsDep) -> JSONResponse:
     body = await _body(request)
-    _check_refs(request, _p, body, _IMAGE_REFS, _act("images", "write"))
+    _check_refs(request, _p, body, _image_refs, _act("images", "write"))
     row, created, op = await run_in_threadpool(arts.images.put, subscriptionId, resourceGroupName, imageName, body)
     sizes = await _sizes(arts, [row.blob_digest])
     return _put(request, R.image(row, sizes[row.blob_digest]), created, op, v)
@@ -296,7 +299,7 @@ async def put_version(request: Request, subscriptionId: str, resourceGroupName: 
                       galleryImageName: str, galleryImageVersionName: str, _p: VersionWrite, v: GalleryApi,
                       arts: ArtifactsDep) -> JSONResponse:
     body = await _body(request)
-    _check_refs(request, _p, body, _VERSION_REFS, _act("galleries/images/versions", "write"))
+    _check_refs(request, _p, body, _version_refs, _act("galleries/images/versions", "write"))
     row, created, op = await run_in_threadpool(arts.versions.put, subscriptionId, resourceGroupName, galleryName,
                                                galleryImageName, galleryImageVersionName, body)
     _, regions = await run_in_threadpool(arts.versions.get, subscriptionId, resourceGroupName, galleryName,
