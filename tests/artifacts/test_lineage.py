@@ -120,6 +120,27 @@ def test_revoke_cascades_is_idempotent_and_audited(artifacts: Artifacts, family:
     assert L.TAG_REVOKED not in artifacts.images.get(SUB, RG, "b-img").tags
 
 
+def test_an_artifact_built_during_a_cascading_revocation_is_revoked_as_it_appears(
+        artifacts: Artifacts, raw_image: Path, family: dict[str, str]) -> None:
+    """A run past its source check when the source is revoked with cascade: what it distributes is revoked at
+    once (as if it had existed); without cascade it is not."""
+    L.revoke(artifacts.db, family["1.0.1"], ADMIN, "bad base", cascade=True)
+    artifacts.register_managed_image(raw_image, f"{P}/images/late", location="westus")
+    L.record(artifacts.db, _run("b", 7, "ManagedImage", family["b-img"]), "img", "ManagedImage",
+             {"artifact_id": f"{P}/images/late"})
+    node = L.lineage(artifacts.db, f"{P}/images/late")["artifact"]
+    assert node["revoked"] and node["revocation"]["reason"] == "bad base"
+    assert node["revocation"]["cascadedFrom"] == family["1.0.1"]
+    assert "bad base" in artifacts.images.get(SUB, RG, "late").tags[L.TAG_REVOKED]
+    assert artifacts.images.get(SUB, RG, "late").tags[L.TAG_RUN] == "7"
+
+    L.revoke(artifacts.db, family["a-img"], ADMIN, "just this one")  # no cascade
+    artifacts.register_managed_image(raw_image, f"{P}/images/late2", location="westus")
+    L.record(artifacts.db, _run("d", 8, "ManagedImage", family["a-img"]), "img", "ManagedImage",
+             {"artifact_id": f"{P}/images/late2"})
+    assert L.lineage(artifacts.db, f"{P}/images/late2")["artifact"]["revoked"] is False
+
+
 def test_cascade_is_all_or_nothing(artifacts: Artifacts, family: dict[str, str]) -> None:
     with pytest.raises(ArmError) as e:
         L.revoke(artifacts.db, family["1.0.1"], ADMIN, "bad", cascade=True,

@@ -222,6 +222,8 @@ def record(db: Database, info: RunLineage | None, output_name: str, step_kind: s
             row.source_kind, row.source_ref, row.source_key = info.source_kind, info.source_ref, key_of(info.source_ref)
             row.created_at = utcnow()
             row.revoked_at = row.revoked_by = row.revoked_by_name = row.revoke_reason = row.revoked_via = None
+            row.revoke_cascade = False
+            s.flush()
             skipped = False
             if live is not None:
                 tags = dict(live.row.tags or {})
@@ -233,6 +235,9 @@ def record(db: Database, info: RunLineage | None, output_name: str, step_kind: s
                     live.row.tags = {**tags, **ours}
                 else:  # Azure allows 50 tags: the artifact's own come first; the lineage route has it all
                     skipped = True
+            inherited = _inherit_revocation(s, row)
+        if events is not None and inherited:
+            events.line(f"lineage: {artifact_id} is revoked as it appears: its source {inherited}", "lineage")
         if events is not None and skipped:
             events.line(f"lineage tags not added to {artifact_id}: it already has {len(tags)} of Azure's "
                         f"{TAGS_MAX} tags (the lineage route has the lineage)", "lineage")
@@ -243,6 +248,27 @@ def record(db: Database, info: RunLineage | None, output_name: str, step_kind: s
         log.exception("lineage of %s", ref)
         if events is not None:
             events.line(f"lineage of {ref} not recorded: {e}", "lineage")
+
+
+def _inherit_revocation(s: Session, row: ArtifactLineage) -> str | None:
+    """A new artifact whose source was revoked with cascade (while its run was past the source check) is
+    revoked at once, as if it had existed then; the text says why, or None."""
+    try:
+        live = find_live(s, row.source_ref or "") if row.source_kind in ("ManagedImage", "SharedImageVersion") else None
+    except ArmError:
+        live = None
+    src = _row_for(s, row.source_key or "", live) if live is not None else None
+    if src is None or src.revoked_at is None or not src.revoke_cascade:
+        return None
+    via = src.revoked_via or src.artifact_id
+    row.revoked_at, row.revoked_by, row.revoked_by_name, row.revoke_reason, row.revoked_via = (
+        utcnow(), src.revoked_by, src.revoked_by_name, src.revoke_reason, via)
+    row.revoke_cascade = True
+    s.add(RevocationEvent(lineage_id=row.id, action="revoke", at=row.revoked_at, principal_id=src.revoked_by or "",
+                          principal_name=src.revoked_by_name or "", reason=src.revoke_reason or "", via=via))
+    text = _revocation_text(src)
+    _set_revoked_tag(s, row, f"{iso(row.revoked_at)} by {src.revoked_by_name}: {src.revoke_reason}")
+    return text
 
 
 # ------------------------------------------------------------------------------------------------- reading
@@ -438,6 +464,7 @@ def revoke(db: Database, artifact_id: str, caller: Caller, reason: str, *, casca
                 continue
             t.revoked_at, t.revoked_by, t.revoked_by_name, t.revoke_reason, t.revoked_via = (
                 now, caller.object_id, caller.name, reason, via)
+            t.revoke_cascade = cascade
             s.add(RevocationEvent(lineage_id=t.id, action="revoke", at=now, principal_id=caller.object_id,
                                   principal_name=caller.name, reason=reason, via=via))
             _set_revoked_tag(s, t, f"{iso(now)} by {caller.name}: {reason}")
@@ -467,6 +494,7 @@ def unrevoke(db: Database, artifact_id: str, caller: Caller, reason: str | None 
                 out.unchanged.append(t.artifact_id)
                 continue
             t.revoked_at = t.revoked_by = t.revoked_by_name = t.revoke_reason = t.revoked_via = None
+            t.revoke_cascade = False
             s.add(RevocationEvent(lineage_id=t.id, action="unrevoke", at=now, principal_id=caller.object_id,
                                   principal_name=caller.name, reason=reason, via=via))
             _set_revoked_tag(s, t, None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vmforge.store.models import Base, UTCDateTime
@@ -45,6 +45,9 @@ class ArtifactLineage(Base):
     revoke_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Set when the revocation came from revoking an ancestor with cascade: that ancestor's id.
     revoked_via: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # Whether the revocation covers descendants: those distributed later (by a run that was already past its
+    # source check) are revoked as they appear.
+    revoke_cascade: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class RevocationEvent(Base):

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("revoked_by_name", sa.String(length=256), nullable=True),
         sa.Column("revoke_reason", sa.Text(), nullable=True),
         sa.Column("revoked_via", sa.String(length=2000), nullable=True),
+        sa.Column("revoke_cascade", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("artifact_key"),
     )
