@@ -60,14 +60,20 @@ def parse_image(body: Any) -> ImageSpec:
     if limits:
         raise ValidationFailed.from_details(limits)
     osdisk = storage["osDisk"]
-    copy_from = (osdisk.get("managedDisk") or osdisk.get("snapshot") or {}).get("id")
+    copy_from = _copied_from(osdisk)
     return ImageSpec(data["location"], data.get("tags") or {}, osdisk["osType"], osdisk["osState"],
                      props.get("hyperVGeneration", "V1"), osdisk.get("blobUri"), copy_from, props)
 
 
+def _copied_from(disk: dict[str, Any]) -> str | None:
+    """The managedDisk.id or snapshot.id a disk is copied from (the wire model lets only one carry a value)."""
+    return next((ref["id"] for ref in (disk.get("managedDisk"), disk.get("snapshot")) if ref and ref.get("id")),
+                None)
+
+
 def _same_source(row: ManagedImage, spec: ImageSpec) -> bool:
     disk = row.properties.get("storageProfile", {}).get("osDisk", {})
-    mine = (disk.get("blobUri"), (disk.get("managedDisk") or disk.get("snapshot") or {}).get("id"))
+    mine = (disk.get("blobUri"), _copied_from(disk))
     theirs = (spec.blob_uri, spec.copy_from)
     return (str(mine).lower() == str(theirs).lower() and row.os_type == spec.os_type
             and row.os_state == spec.os_state and row.hyper_v_generation == spec.hyper_v_generation)
