@@ -226,3 +226,30 @@ def test_run_routes_refuse_odd_ids_with_404(server: Server) -> None:
             assert r.status_code == 404, (ref, r.text)
             assert r.json()["error"]["code"] == "ResourceNotFound"
         assert http.get(tpl_url(group, "runs") + "/runs", params={"api-version": V}).json() == {"value": []}
+
+
+def test_operation_status_in_progress_says_when_to_poll_again(server: Server) -> None:
+    """An operation still running answers with Retry-After (Azure's clients otherwise wait 30 s per poll); a
+    finished one does not. The in-progress operation is written to the store directly, so the answer is read
+    while it is certainly InProgress."""
+    import uuid as _uuid
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+
+    op_id = str(_uuid.uuid4()).upper()
+    engine = sa.create_engine(f"sqlite:///{server.data_dir / 'vmforge.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO operations (id, subscription_key, location, kind, resource_id, status, "
+                             "start_time) VALUES (:id, :sub, 'westus', 'run', '/x', 'InProgress', :now)"),
+                     {"id": op_id, "sub": SUBSCRIPTION.lower(), "now": datetime.now(timezone.utc)})
+    url = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.VirtualMachineImages/locations/westus/operations/{op_id}"
+    with server.http() as http:
+        r = http.get(url, params={"api-version": V})
+        assert r.status_code == 200 and r.json()["status"] == "InProgress"
+        assert r.headers["Retry-After"] == "1"
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE operations SET status = 'Succeeded' WHERE id = :id"), {"id": op_id})
+        r = http.get(url, params={"api-version": V})
+        assert r.json()["status"] == "Succeeded" and "Retry-After" not in r.headers
+    engine.dispose()

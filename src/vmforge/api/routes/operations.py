@@ -29,10 +29,12 @@ async def list_operations(principal: PrincipalDep, api_version: ApiVersionDep) -
 
 
 @router.get(OPS + "/operations/{operationId}")
-async def operation_status(subscriptionId: str, location: str, operationId: str, principal: OperationRead,
-                           api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+async def operation_status(request: Request, subscriptionId: str, location: str, operationId: str,
+                           principal: OperationRead, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
     op = await run_in_threadpool(svc.templates.get_operation, subscriptionId, location, operationId)
-    return JSONResponse(render.operation(op))
+    # While it runs, say when to ask again, as ARM does: without it Azure's clients wait their default 30 s.
+    headers = {"Retry-After": str(request.app.state.settings.retry_after)} if op.status == "InProgress" else None
+    return JSONResponse(render.operation(op), headers=headers)
 
 
 @router.get(OPS + "/operationResults/{operationId}")
