@@ -89,11 +89,14 @@ class ScheduleWatcher:
                        Trigger.next_run_time <= now)))
         started = []
         for trig_id, _, expr, tz, condition, due_at, tpl_id, sub, group, name, props in rows:
-            nxt = schedule.next_fire(expr, tz, now)
+            try:
+                nxt: datetime | None = schedule.next_fire(expr, tz, now)
+            except (ValueError, KeyError, OSError):  # no fire time left (or the zone vanished from tzdata)
+                nxt = None
             if not self._claim(trig_id, due_at, nxt, now):
                 continue  # another server fired it, or the trigger was changed meanwhile
             when = f"Fired at {iso(now)}"
-            after = f" Next fire at {iso(nxt)}."
+            after = f" Next fire at {iso(nxt)}." if nxt else " The schedule has no later fire time."
             reason = "condition 'always'"
             if condition == "onChange":
                 last = fingerprint.last_success(self.services.db, tpl_id)
@@ -125,7 +128,7 @@ class ScheduleWatcher:
             started.append(name)
         return started
 
-    def _claim(self, trig_id: int, due_at: datetime, nxt: datetime, now: datetime) -> bool:
+    def _claim(self, trig_id: int, due_at: datetime, nxt: datetime | None, now: datetime) -> bool:
         with self.services.db.session() as s:
             res = s.execute(update(Trigger).where(Trigger.id == trig_id, Trigger.next_run_time == due_at)
                             .values(next_run_time=nxt, last_fired_time=now))
