@@ -23,6 +23,7 @@ from typing import Any
 from cronsim import CronSim, CronSimError
 
 UTC = timezone.utc
+MAX_SCHEDULE = 200  # characters (the stored column's size)
 # Names in the tz database that are not IANA zones a user means: the host's own zone and helper files.
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 
@@ -34,6 +35,8 @@ def _zones() -> frozenset[str]:
 
 def schedule_error(expr: str) -> str | None:
     """Why ``expr`` is not a usable 5-field cron expression (the parser's reason), or None."""
+    if len(expr) > MAX_SCHEDULE:
+        return f"The schedule is {len(expr)} characters long; at most {MAX_SCHEDULE} are allowed."
     fields = expr.split()
     if len(fields) != 5:
         return (f"The schedule '{expr}' is not a valid cron expression: it has {len(fields)} fields; "

@@ -81,6 +81,9 @@ def test_schedule_and_zone_errors() -> None:
     assert "Bad day-of-month" in schedule.schedule_error("0 0 30 2 *")
     assert "6 fields; expected 5" in schedule.schedule_error("0 0 2 * * *")
     assert "0 fields" in schedule.schedule_error("   ")
+    many = ",".join(str(m) for m in range(60))
+    assert schedule.schedule_error(f"{many} * * * *") is None  # 170 characters, fine
+    assert "at most 200" in schedule.schedule_error(f"{many} {many[:40]} * * *")
     assert schedule.zone_error("Europe/Berlin") is None
     assert "did you mean 'Europe/Berlin'" in schedule.zone_error("europe/berlin")
     for bad in ("Mars/Olympus", "localtime", "../../etc/passwd", "/etc/localtime", "Europe"):
