@@ -165,6 +165,8 @@ def test_bad_input_gets_arm_errors(srv: Server, family: dict[str, str]) -> None:
          "InvalidApiVersionParameter"),
         ("POST", f"{P}/images/missing/providers/Vmforge/revoke", API, {"reason": "x"}, 404, "ResourceNotFound"),
         ("POST", family["child"] + "/providers/Vmforge/revoke", API, {}, 400, "InvalidParameter"),
+        ("POST", f"{DEF}/versions/latest/providers/Vmforge/revoke", API, {"reason": "x"}, 400, "InvalidParameter"),
+        ("POST", f"{DEF}/versions/latest/providers/Vmforge/unrevoke", API, {}, 400, "InvalidParameter"),
         ("POST", family["child"] + "/providers/Vmforge/revoke", API, {"reason": "  "}, 400, "InvalidParameter"),
         ("POST", family["child"] + "/providers/Vmforge/revoke", API, {"reason": "x", "cascade": "yes"}, 400,
          "InvalidParameter"),
@@ -184,6 +186,8 @@ def test_bad_input_gets_arm_errors(srv: Server, family: dict[str, str]) -> None:
         assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidRequestContent"
         r = h.get(family["child"] + "/providers/Vmforge/lineage", params=API)
         assert r.json()["properties"]["artifact"]["revoked"] is False  # nothing of the above revoked anything
+        r = h.get(f"{DEF}/versions/latest/providers/Vmforge/lineage", params=API)  # reading latest is fine
+        assert r.status_code == 200 and not r.json()["properties"]["artifact"]["revoked"]
 
 
 def test_cli_revoke_cascade_lineage_latest_and_unrevoke(srv: Server, family: dict[str, str]) -> None:

@@ -355,6 +355,14 @@ def _history(s: Session, row: ArtifactLineage | None) -> list[dict[str, Any]]:
              "reason": e.reason, "cascadedFrom": e.via} for e in evs]
 
 
+def _exact(artifact_id: str) -> None:
+    """Revoking 'latest' would revoke another version each time: an exact version is required."""
+    p = ids.parse(artifact_id, target="artifactId")
+    if p.kind == "version" and p.names[-1].lower() == "latest":
+        raise BadRequest("Name the exact version to revoke or unrevoke, not 'latest' (which moves as versions are "
+                         "revoked).", code="InvalidParameter", target="artifactId")
+
+
 def _require_live(s: Session, artifact_id: str) -> Live:
     live = find_live(s, artifact_id)
     if live is None:
@@ -442,6 +450,7 @@ def revoke(db: Database, artifact_id: str, caller: Caller, reason: str, *, casca
     """Mark an artifact (and with ``cascade`` every descendant) revoked. Idempotent: an artifact already revoked
     keeps its first revocation (who, when, why) and is reported ``unchanged``. All or nothing: the caller must
     be allowed to write every artifact it would change (403 naming the first it may not)."""
+    _exact(artifact_id)
     reason = check_reason(reason, required=True)
     with db.session() as s:
         live = _require_live(s, artifact_id)
@@ -475,6 +484,7 @@ def revoke(db: Database, artifact_id: str, caller: Caller, reason: str, *, casca
 def unrevoke(db: Database, artifact_id: str, caller: Caller, reason: str | None = None, *, cascade: bool = False,
              may_write: Callable[[str], bool] = lambda _id: True) -> Outcome:
     """Lift a revocation (and with ``cascade`` those its revocation cascaded to its descendants). Audited."""
+    _exact(artifact_id)
     reason = check_reason(reason, required=False)
     with db.session() as s:
         live = _require_live(s, artifact_id)
