@@ -22,6 +22,7 @@ from vmforge.machine.firmware import for_generation
 from vmforge.machine.guestos import for_os
 from vmforge.runner import fingerprint
 from vmforge.runner.guest import BootWatch, boot
+from vmforge.sbom import SbomStep
 from vmforge.service.runstate import RunSubState
 
 # cloud-init's marker files: an image has cloud-init if one of these exists in its root file system.
@@ -271,6 +272,7 @@ def plan(ctx: Context, probe_cache: dict[str, bool]) -> list[Step]:
         if ((t.get("optimize") or {}).get("vmBoot") or {}).get("state") == "Enabled":
             steps.append(TrimStep("vmBoot"))
         steps.append(CaptureStep("capture"))
+        steps.append(SbomStep("sbom"))  # the built disk's packages, read offline (vmforge.sbom)
         if validations:
             steps += [DiskStep("validation disk", "base_for_validate", "validate.qcow2"),
                       BootStep("validation VM", "validate", probe_cache)]

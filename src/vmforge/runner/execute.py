@@ -48,8 +48,8 @@ def log_path(data_dir: Path, run_id: int) -> Path:
 
 
 def clean_run_dir(work: Path, keep: set[str | None] | None = None) -> None:
-    """Everything of a run's directory but its log (and what ``keep`` names, e.g. an aborted run's disk)."""
-    keep = {"customization.log", *(keep or set())}
+    """Everything of a run's directory but its log and SBOM (and what ``keep`` names, e.g. an aborted disk)."""
+    keep = {"customization.log", "sbom.spdx.json", *(keep or set())}  # the log and the SBOM stay
     if not work.is_dir():
         return
     for p in work.iterdir():

@@ -2,7 +2,8 @@
 
 ``GET {template}/runs``, ``GET {template}/runs/{runId|latest}`` and
 ``GET {template}/runs/{runId|latest}/log?offset=N&follow=true`` (customization.log from byte N, streamed while
-the run is active; ``x-vmforge-log-offset`` says where the body starts).
+the run is active; ``x-vmforge-log-offset`` says where the body starts) and
+``GET {template}/runs/{runId|latest}/sbom`` (the run's SPDX 2.3 document, ``vmforge.sbom``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from vmforge.identity import roles
 from vmforge.api.routes.imagetemplates import TPL
 from vmforge.service.ids import TemplatePath, iso
 from vmforge.service.runstate import RunState
+from vmforge.errors import NotFound
+from vmforge.runner.execute import run_dir
 
 router = APIRouter()
 
@@ -83,6 +86,21 @@ async def get_run(request: Request, subscriptionId: str, resourceGroupName: str,
     path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
     run = await run_in_threadpool(svc.runs.run_of, path, runId)
     return JSONResponse(run_body(request, path, run, api_version))
+
+
+@router.get(TPL + "/runs/{runId}/sbom")
+async def run_sbom(request: Request, subscriptionId: str, resourceGroupName: str, imageTemplateName: str, runId: str,
+                   principal: RunRead, api_version: ApiVersionDep, svc: ServicesDep) -> JSONResponse:
+    """The run's SPDX 2.3 document (vmforge.sbom); 404 saying why when it has none."""
+    from vmforge import sbom
+
+    path = TemplatePath(subscriptionId, resourceGroupName, imageTemplateName)
+    run = await run_in_threadpool(svc.runs.run_of, path, runId)
+    doc = await run_in_threadpool(sbom.load, sbom.sbom_path(run_dir(request.app.state.settings.data_dir, run.id)),
+                                  path.name, run.id)
+    if doc is None:
+        raise NotFound(sbom.no_sbom_message(run, path.name), target="sbom")
+    return JSONResponse(doc, media_type="application/spdx+json")
 
 
 @router.get(TPL + "/runs/{runId}/log")
