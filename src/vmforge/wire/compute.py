@@ -2,10 +2,13 @@
 gallery image definitions (``galleries/images``) and gallery image versions (``galleries/images/versions``)
 PUT bodies, and vmforge's own platform image registration body. (vmforge serves no Compute PATCH.)
 
-The models follow the Compute swagger of the api-versions ``azure-mgmt-compute`` 39 sends (2026-04-01 for images,
-2026-03-03 for galleries), as its generated models describe them; one model family covers every Compute
-api-version vmforge serves (the older ones differ only in fields vmforge does not interpret). Models are named
-after their swagger definitions.
+The models follow the Compute API of the api-versions ``azure-mgmt-compute`` 39 sends (2026-04-01 for images,
+2026-03-03 for galleries) as that SDK's generated models describe it (the shared spec copy holds no Compute
+swagger); one model family covers every Compute api-version vmforge serves (the older ones differ only in
+fields vmforge does not interpret). Models are named after their definitions. Not modelled, and so ignored like
+any unknown member: an image's ``extendedLocation`` (vmforge has no edge zones), a version's
+``targetExtendedLocations``, ``storageAccountStrategy`` and ``imageMetadataProfiles``. ARM's tag limits (50
+tags, names up to 512 characters, values up to 256) apply as for templates (``wire.limits``).
 
 They share the template models' base (``WireModel``: strict JSON types), walk and error details, so a
 malformed body gets one ``ValidationFailed`` with every violation, each detail's target a JSON path such as
