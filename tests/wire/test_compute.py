@@ -249,3 +249,11 @@ def test_random_mutations_never_escape_as_anything_but_validation_errors() -> No
             validate(body)
         except (ValidationFailed, InvalidRequestContent):
             pass
+
+
+def test_arm_tag_limits_apply() -> None:
+    body = image()
+    body["tags"] = {f"t{i}": "v" for i in range(51)}
+    assert errors(validate_image, body) == {("OutOfRange", "tags")}
+    body["tags"] = {"long": "v" * 257}
+    assert errors(validate_gallery, {"location": "westus", "tags": body["tags"]}) == {("OutOfRange", "tags.long")}
