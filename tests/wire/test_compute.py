@@ -256,4 +256,4 @@ def test_arm_tag_limits_apply() -> None:
     body["tags"] = {f"t{i}": "v" for i in range(51)}
     assert errors(validate_image, body) == {("OutOfRange", "tags")}
     body["tags"] = {"long": "v" * 257}
-    assert errors(validate_gallery, {"location": "westus", "tags": body["tags"]}) == {("OutOfRange", "tags.long")}
+    assert errors(validate_gallery, {"location": "westus", "tags": body["tags"]}) == {("OutOfRange", "tags['long']")}
