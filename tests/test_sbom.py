@@ -160,7 +160,7 @@ def test_why_none_reads_the_log(tmp_path: Path) -> None:
 
 def _ext4_disk(tmp_path: Path, files: dict[str, str]) -> Path:
     """A raw disk: an MBR with one Linux partition at 1 MiB holding an ext4 file system made from ``files``."""
-    require_tools("mkfs.ext4", "sfdisk", "debugfs")
+    require_tools("mkfs.ext4", "sfdisk", "debugfs", "qemu-img")
     root = tmp_path / "root"
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -200,3 +200,93 @@ def test_unreadable_disks_are_sbom_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"\0" * (1 << 20))
     with pytest.raises(sbom.SbomError, match="no ext2/3/4 file system"):
         sbom.read_image(junk, "raw", tmp_path)
+
+
+def _ctx(tmp_path: Path, built: Path, source: Path, os_type: str = "Linux"):  # noqa: ANN202
+    from types import SimpleNamespace
+
+    from vmforge.events import RunEvents
+    from vmforge.kinds.base import Context
+
+    work = tmp_path / "run"
+    work.mkdir(exist_ok=True)
+    ctx = Context(run_id=5, work_dir=work, data_dir=tmp_path, events=RunEvents(work / "customization.log"),
+                  template={}, template_name="tpl", template_location="westus", cancel_requested=lambda: False,
+                  fetch=lambda url, sha: Path(url), artifacts=None, os_type=os_type)
+    ctx.state.update(image_path=built, resolved=SimpleNamespace(path=source))
+    return ctx
+
+
+def _log(ctx) -> list[str]:  # noqa: ANN001
+    ctx.events.close()
+    return [line.split("] ", 2)[-1] for line in ctx.events.log_path.read_text().splitlines()]
+
+
+def test_step_stores_the_sbom_and_logs_the_diff(tmp_path: Path) -> None:
+    status = (DATA / "dpkg-status").read_text()
+    probe = ("Package: probe\nStatus: install ok installed\nMaintainer: T <t@example.invalid>\nArchitecture: all\n"
+             "Version: 1.2.3\nDescription: probe\n")
+    source = _ext4_disk(tmp_path / "s", {"var/lib/dpkg/status": status, "usr/lib/os-release": "ID=debian\n"})
+    built = _ext4_disk(tmp_path / "b", {"var/lib/dpkg/status": status + "\n" + probe,
+                                         "usr/lib/os-release": "ID=debian\n"})
+    ctx = _ctx(tmp_path, built, source)
+    from vmforge.sbom import SbomStep
+
+    step = SbomStep("sbom")
+    # The step reads qcow2 disks (Capture's output, the source store's files).
+    for p in (source, built):
+        subprocess.run(["qemu-img", "convert", "-q", "-O", "qcow2", str(p), str(p) + ".q"], check=True)
+    ctx.state.update(image_path=Path(str(built) + ".q"))
+    ctx.state["resolved"].path = Path(str(source) + ".q")
+    step.run(ctx)
+    doc = sbom.load(sbom.sbom_path(ctx.work_dir), "tpl", 5)
+    assert doc is not None
+    validate(doc)
+    assert ("probe", "1.2.3") in {(p["name"], p.get("versionInfo")) for p in doc["packages"]}
+    lines = _log(ctx)
+    assert [x for x in lines if x[:2] in ("+ ", "- ", "~ ")] == ["+ probe 1.2.3"]
+    assert "packages: 1 added, 0 removed, 0 changed (7 installed, 6 in the source)" in lines
+    assert not list(ctx.work_dir.glob("*.raw"))
+
+
+def test_step_never_fails_the_build_for_an_unreadable_disk(tmp_path: Path) -> None:
+    from vmforge.sbom import SbomStep
+
+    junk = tmp_path / "junk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(junk), "8M"], check=True)
+    ctx = _ctx(tmp_path, junk, junk)
+    sbom.write(sbom.sbom_path(ctx.work_dir), {"documentNamespace": sbom.namespace_prefix("tpl", 5) + "old"})
+    SbomStep("sbom").run(ctx)  # no exception
+    assert not sbom.sbom_path(ctx.work_dir).exists()  # nothing stale is left to be served
+    why = [x for x in _log(ctx) if "no SBOM" in x]
+    assert len(why) == 1 and why[0].startswith("warning: no SBOM for this run: the built disk's packages could "
+                                               "not be read: ") and "no ext2/3/4 file system" in why[0]
+    assert sbom.why_none(str(ctx.events.log_path)) == why[0]
+
+
+def test_step_says_windows_has_no_sbom(tmp_path: Path) -> None:
+    from vmforge.sbom import SbomStep
+
+    ctx = _ctx(tmp_path, tmp_path / "never-read.qcow2", tmp_path / "never-read.qcow2", os_type="Windows")
+    SbomStep("sbom").run(ctx)
+    assert not sbom.sbom_path(ctx.work_dir).exists()
+    assert "no SBOM: the source is a Windows image (only Linux package databases are read)" in _log(ctx)
+
+
+def test_step_keeps_the_sbom_when_only_the_source_is_unreadable(tmp_path: Path) -> None:
+    from vmforge.sbom import SbomStep
+
+    built = _ext4_disk(tmp_path / "b", {"var/lib/dpkg/status": (DATA / "dpkg-status").read_text()})
+    junk = tmp_path / "junk.raw"
+    junk.write_bytes(b"\0" * (1 << 20))
+    ctx = _ctx(tmp_path, built, junk)
+    # Capture hands a qcow2 over; the source store's files are qcow2 too.
+    subprocess.run(["qemu-img", "convert", "-q", "-O", "qcow2", str(built), str(built) + ".q"], check=True)
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(junk), str(junk) + ".q"], check=True)
+    ctx.state.update(image_path=Path(str(built) + ".q"))
+    ctx.state["resolved"].path = Path(str(junk) + ".q")
+    SbomStep("sbom").run(ctx)
+    assert sbom.load(sbom.sbom_path(ctx.work_dir), "tpl", 5) is not None
+    lines = _log(ctx)
+    assert any(x.startswith("warning: no package diff: the source image's packages could not be read") for x in lines)
+    assert not [x for x in lines if x[:2] in ("+ ", "- ", "~ ")]
