@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     retry_after: int = 1
     # Default tenant id reported in tokens and /tenants.
     tenant_id: str = "72f988bf-0000-4000-8000-00000000f0f0"
-    # Seconds between checks of SourceImage triggers.
+    # Seconds between checks of SourceImage triggers (Schedule triggers are checked at their next fire time too,
+    # and at least this often).
     trigger_interval: float = Field(default=60.0, gt=0)
     # Builds run at once by this server's embedded worker.
     build_concurrency: int = Field(default=2, ge=1, le=64)
