@@ -258,6 +258,20 @@ def test_on_change_compares_with_the_last_successful_run(svc) -> None:  # noqa: 
     assert f"unchanged since run {runs(s)[-1].id}" in trigger_row(s).status_message
 
 
+def test_on_change_after_runs_that_predate_input_records(svc) -> None:  # noqa: ANN001
+    s, path = svc
+    clock = Clock(T0)
+    w = ScheduleWatcher(s, interval=60, clock=clock, inputs=lambda props: {"source": "v1"})
+    put_trigger(s, path, "onChange", T0)
+    clock.now = datetime(2026, 6, 1, 10, 1, tzinfo=UTC)
+    assert w.check_once() == ["tpl"]
+    end_runs(s, None)  # Succeeded, but recorded nothing (a run from before migration 0008)
+    clock.now = datetime(2026, 6, 1, 10, 2, tzinfo=UTC)
+    assert w.check_once() == ["tpl"]
+    msg = trigger_row(s).status_message
+    assert f"run {runs(s)[0].id} succeeded before runs recorded their inputs" in msg, msg
+
+
 def test_on_change_unresolvable_inputs_say_why(svc) -> None:  # noqa: ANN001
     from vmforge.errors import NotFound
 

@@ -77,12 +77,14 @@ def record(db: Any, run_id: int, state: dict[str, Any], props: dict[str, Any]) -
 
 
 # ----------------------------------------------------------------------------- at check time
-def last_success(db: Any, template_id: int) -> tuple[int, dict[str, Any]] | None:
-    """(run id, inputs) of the template's newest Succeeded run that recorded its inputs."""
+def last_success(db: Any, template_id: int, recorded: bool = True) -> tuple[int, dict[str, Any]] | None:
+    """(run id, inputs) of the template's newest Succeeded run that recorded its inputs (``recorded=False``: of
+    its newest Succeeded run, inputs or not)."""
+    q = select(Run.id, Run.inputs).where(Run.template_id == template_id, Run.state == "Succeeded")
+    if recorded:
+        q = q.where(Run.inputs.is_not(None))
     with db.read() as s:
-        row = s.execute(select(Run.id, Run.inputs).where(Run.template_id == template_id, Run.state == "Succeeded",
-                                                         Run.inputs.is_not(None))
-                        .order_by(Run.id.desc()).limit(1)).first()
+        row = s.execute(q.order_by(Run.id.desc()).limit(1)).first()
     return (row[0], row[1]) if row is not None else None
 
 

@@ -101,7 +101,9 @@ class ScheduleWatcher:
             if condition == "onChange":
                 last = fingerprint.last_success(self.services.db, tpl_id)
                 if last is None:
-                    reason = "no successful run yet"
+                    legacy = fingerprint.last_success(self.services.db, tpl_id, recorded=False)
+                    reason = (f"run {legacy[0]} succeeded before runs recorded their inputs: nothing to compare with"
+                              if legacy else "no successful run yet")
                 else:
                     try:
                         now_inputs = self.inputs(props)
