@@ -29,12 +29,13 @@ from vmforge.artifacts import formats
 from vmforge.artifacts.errors import InvalidImage, InvalidParameter
 from vmforge.disk import qemuimg
 from vmforge.service.ids import utcnow
-from vmforge.store.artifact_models import ArtifactBlob, GalleryImageVersion, ManagedImage, PlatformImage
+from vmforge.store.artifact_models import (ArtifactBlob, ArtifactDataDisk, GalleryImageVersion, ManagedImage,
+                                           PlatformImage)
 from vmforge.store.db import Database
 
 log = logging.getLogger("vmforge.artifacts")
 TMP_MAX_AGE = 3600.0  # seconds without a write after which a temp file is abandoned
-REFERRERS = (ManagedImage, GalleryImageVersion, PlatformImage)  # tables with a blob_digest column
+REFERRERS = (ManagedImage, GalleryImageVersion, PlatformImage, ArtifactDataDisk)  # tables with a blob_digest column
 
 
 @dataclass

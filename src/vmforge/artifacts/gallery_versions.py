@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from vmforge.artifacts import ids
+from vmforge.artifacts import datadisks, ids
 from vmforge.artifacts.blobstore import BlobStore, Staged
 from vmforge.artifacts.common import keys, new_operation
 from vmforge.artifacts.errors import InvalidParameter, ParentNotFound
@@ -19,7 +19,7 @@ from vmforge.artifacts.versions import Candidate, latest, parse_version
 from vmforge.errors import Conflict, ErrorDetail, NotFound, ValidationFailed
 from vmforge.service import groups
 from vmforge.service.ids import check_group, location_key, utcnow
-from vmforge.store.artifact_models import GalleryImageVersion, ManagedImage, VersionReplica
+from vmforge.store.artifact_models import ArtifactBlob, GalleryImageVersion, ManagedImage, VersionReplica
 from vmforge.store.db import Database
 from vmforge.store.models import Operation
 from vmforge.wire.compute import validate_gallery_image_version
@@ -94,9 +94,11 @@ class GalleryVersionService:
         self.db, self.blobs = db, blobs
 
     def put(self, sub: str, group: str, gallery: str, image: str, name: str,
-            body: Any, staged: Staged | None = None) -> tuple[GalleryImageVersion, bool, Operation]:
+            body: Any, staged: Staged | None = None,
+            data_disks: list[Staged] | None = None) -> tuple[GalleryImageVersion, bool, Operation]:
         """Create or update a version. ``staged`` (the build engine's output) replaces reading the disk of
-        ``storageProfile.source.id``, which is then only recorded."""
+        ``storageProfile.source.id``, which is then only recorded; ``data_disks`` (the build's, LUN 0, 1, …)
+        become its ``dataDiskImages``. Without ``staged``, the source's data disks are shared with it."""
         check_group(group)
         groups.require(self.db, sub, group)
         major, minor, patch = parse_version(name, target="galleryImageVersionName")
@@ -124,18 +126,50 @@ class GalleryVersionService:
                                           source_id=source_id, blob_digest=blob.digest)
                 s.add(row)
                 s.flush()
+                disks: list[Staged | str] = list(data_disks or []) if staged is not None else \
+                    self._source_data_disks(s, source_id)
+                if disks:
+                    datadisks.attach(s, self.blobs, datadisks.VERSION, row.id, disks)
             else:
                 if source_id.lower() != row.source_id.lower():
                     raise Conflict("Changing storageProfile.source of an image version is not allowed.",
                                    code="PropertyChangeNotAllowed", target=SRC)
                 row.tags, row.properties, row.exclude_from_latest = tags, props, exclude
                 s.execute(delete(VersionReplica).where(VersionReplica.version_id == row.id))
+            self._describe_data_disks(s, row)
             for r in regions:
                 s.add(VersionReplica(version_id=row.id, region=r.name, region_key=location_key(r.name),
                                      replica_count=r.replicas, storage_account_type=r.storage,
                                      exclude_from_latest=r.exclude))
             rid = ids.version_id(sub, group, gallery, image, name)
             return row, created, new_operation(s, sub, location, rid, "compute-put")
+
+    def _describe_data_disks(self, s: Session, row: GalleryImageVersion) -> None:
+        """``storageProfile.dataDiskImages`` as stored (what a body said about them is not what there is)."""
+        disks = datadisks.rows(s, datadisks.VERSION, row.id)
+        props = dict(row.properties)
+        storage = dict(props.get("storageProfile") or {})
+        storage.pop("dataDiskImages", None)
+        if disks:
+            storage["dataDiskImages"] = datadisks.version_entries(
+                [s.get(ArtifactBlob, d.blob_digest) for d in disks])
+        props["storageProfile"] = storage
+        row.properties = props
+        s.flush()
+
+    def _source_data_disks(self, s: Session, source_id: str) -> list[Staged | str]:
+        """The data disks' digests of the source (a managed image or a version), LUN order; [] for none."""
+        p = ids.parse(source_id, target=SRC)
+        if p.kind == "image":
+            from vmforge.artifacts.images import ImageService
+
+            src = ImageService.find(s, p.subscription, p.group, p.names[0])
+            kind = datadisks.IMAGE
+        elif p.kind == "version":
+            src, kind = find_version(s, p.subscription, p.group, *p.names), datadisks.VERSION
+        else:
+            return []
+        return [d.blob_digest for d in datadisks.rows(s, kind, src.id)] if src is not None else []
 
     def _source_digest(self, s: Session, source_id: str, os_type: str, generation: str) -> str:
         p = ids.parse(source_id, target=SRC)
@@ -187,10 +221,11 @@ class GalleryVersionService:
                 if row is None:
                     return None
                 s.execute(delete(VersionReplica).where(VersionReplica.version_id == row.id))
+                extra = datadisks.detach_all(s, self.blobs, datadisks.VERSION, row.id)
                 s.delete(row)
                 s.flush()  # the row goes before the blob it points at
                 freed = self.blobs.release(s, row.blob_digest)
                 rid = ids.version_id(sub, group, gallery, image, name)
                 op = new_operation(s, sub, row.location, rid, "compute-delete")
-            self.blobs.discard([freed] if freed else [])
+            self.blobs.discard(([freed] if freed else []) + extra)
         return op

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vmforge.artifacts import ids
+from vmforge.artifacts import datadisks, ids
 from vmforge.artifacts.blobstore import BlobStore, Staged
 from vmforge.artifacts.common import keys, new_operation
 from vmforge.artifacts.errors import InvalidParameter
@@ -124,19 +124,21 @@ class ImageService:
 
     def register(self, sub: str, group: str, name: str, path: Path, *, location: str, os_type: str = "Linux",
                  os_state: str = "Generalized", hyper_v_generation: str = "V1",
-                 tags: dict[str, str] | None = None) -> ManagedImage:
-        """Create an image from a trusted local file (a build's output): no import-root check."""
+                 tags: dict[str, str] | None = None, data_disks: list[Path] | None = None) -> ManagedImage:
+        """Create an image from a trusted local file (a build's output): no import-root check. ``data_disks``
+        (qcow2 files, LUN 0, 1, … in order) become its ``storageProfile.dataDisks``."""
         check_group(group)
         groups.require(self.db, sub, group)
         ids.check_name("image", name)
         spec = parse_image({"location": location, "tags": tags or {}, "properties": {
             "hyperVGeneration": hyper_v_generation, "storageProfile": {"osDisk": {
                 "osType": os_type, "osState": os_state, "blobUri": Path(path).resolve().as_uri()}}}})
-        with self.blobs.stage(Path(path), target="path", trusted=True) as staged:
-            return self._create(sub, group, name, spec, staged)[0]
+        with self.blobs.stage(Path(path), target="path", trusted=True) as staged, \
+                datadisks.staged_all(self.blobs, data_disks or []) as disks:
+            return self._create(sub, group, name, spec, staged, disks)[0]
 
-    def _create(self, sub: str, group: str, name: str, spec: ImageSpec,
-                content: Staged | str) -> tuple[ManagedImage, bool, Operation]:
+    def _create(self, sub: str, group: str, name: str, spec: ImageSpec, content: Staged | str,
+                data_disks: list[Staged] | None = None) -> tuple[ManagedImage, bool, Operation]:
         with self.blobs.locked(), self.db.session() as s:
             groups.require_in(s, sub, group)
             if self.find(s, sub, group, name) is not None:
@@ -149,6 +151,13 @@ class ImageService:
                                hyper_v_generation=spec.hyper_v_generation, blob_digest=blob.digest)
             s.add(row)
             s.flush()
+            if data_disks:
+                blobs = datadisks.attach(s, self.blobs, datadisks.IMAGE, row.id, data_disks)
+                props = dict(row.properties)
+                props["storageProfile"] = {**props.get("storageProfile", {}),
+                                           "dataDisks": datadisks.image_entries(self.blobs, blobs)}
+                row.properties = props
+                s.flush()
             return row, True, new_operation(s, sub, spec.location, ids.image_id(sub, group, name), "compute-put")
 
     @contextmanager
@@ -184,10 +193,11 @@ class ImageService:
                 row = self.find(s, sub, group, name)
                 if row is None:
                     return None
+                extra = datadisks.detach_all(s, self.blobs, datadisks.IMAGE, row.id)
                 s.delete(row)
                 s.flush()  # the row goes before the blob it points at
                 freed = self.blobs.release(s, row.blob_digest)
                 op = new_operation(s, sub, row.location, ids.image_id(sub, group, name), "compute-delete")
-            self.blobs.discard([freed] if freed else [])
+            self.blobs.discard(([freed] if freed else []) + extra)
         return op
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from vmforge.artifacts import ids
+from vmforge.artifacts import datadisks, ids, plans
 from vmforge.artifacts.blobstore import BlobStore
 from vmforge.artifacts.errors import InvalidParameter
 from vmforge.artifacts.export import export_file
@@ -135,8 +135,10 @@ class Artifacts:
     def create_gallery_version(self, version_id: str, *, location: str, source_id: str, path: Path | None = None,
                                target_regions: list[dict[str, Any]] | None = None, exclude_from_latest: bool = False,
                                replica_count: int = 1, storage_account_type: str = "Standard_LRS",
-                               tags: dict[str, str] | None = None) -> GalleryImageVersion:
-        """Publish a version from ``path`` (a build's output) or, without it, from ``source_id``'s disk."""
+                               tags: dict[str, str] | None = None,
+                               data_disks: list[Path] | None = None) -> GalleryImageVersion:
+        """Publish a version from ``path`` (a build's output, with its ``data_disks``) or, without it, from
+        ``source_id``'s disks."""
         p = ids.parse(version_id, target="galleryImageId")
         if p.kind != "version":
             raise InvalidParameter("Name a gallery image version.", target="galleryImageId")
@@ -146,8 +148,23 @@ class Artifacts:
             "storageProfile": {"source": {"id": source_id}}}}
         if path is None:
             return self.versions.put(p.subscription, p.group, *p.names, body)[0]
-        with self.blobs.stage(Path(path), target="path", trusted=True) as staged:
-            return self.versions.put(p.subscription, p.group, *p.names, body, staged=staged)[0]
+        with self.blobs.stage(Path(path), target="path", trusted=True) as staged, \
+                datadisks.staged_all(self.blobs, data_disks or []) as disks:
+            return self.versions.put(p.subscription, p.group, *p.names, body, staged=staged, data_disks=disks)[0]
+
+    def open_data_disks(self, resource_id: str) -> list[Path]:
+        """The stored qcow2 of each data disk of a managed image or gallery image version, LUN 0, 1, … (read-only,
+        as ``open_image``)."""
+        row = self._row(resource_id)
+        kind = datadisks.IMAGE if isinstance(row, ManagedImage) else datadisks.VERSION
+        with self.db.session() as s:
+            return [self.blobs.path(d.blob_digest) for d in datadisks.rows(s, kind, row.id)]
+
+    def purchase_plan(self, gallery_image_id: str, plan: dict[str, str] | None) -> str:
+        """A build's ``source.planInfo`` passed to the image definition of a SharedImage distribution (the one
+        Compute resource with a purchase plan field): recorded as its ``purchasePlan`` when it has none, checked
+        when it has one. Returns what was done, for the log; raises ``InvalidParameter`` on a mismatch."""
+        return plans.apply_to_definition(self.db, gallery_image_id, plan)
 
     def export(self, image: str | Path, fmt: str, dest: Path) -> Path:
         """Write a managed image / gallery version (by id) or a local image file to ``dest`` as vhd|qcow2|raw."""

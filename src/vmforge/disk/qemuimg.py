@@ -121,6 +121,11 @@ def create_overlay(base: Path | str, path: Path | str, base_fmt: str, *, size_by
     run_qemu_img(args, timeout=timeout)
 
 
+def create_blank(path: Path | str, size_bytes: int, *, timeout: float = 60) -> None:
+    """Create an empty (sparse) qcow2 of ``size_bytes`` at ``path``."""
+    run_qemu_img(["create", "-q", "-f", "qcow2", str(path), str(size_bytes)], timeout=timeout)
+
+
 def resize(path: Path | str, size_bytes: int, *, fmt: str | None = None, timeout: float = 120) -> None:
     """Grow (never shrink) the virtual disk to ``size_bytes``."""
     run_qemu_img(["resize", "-q"] + (["-f", fmt] if fmt else []) + [str(path), str(size_bytes)],

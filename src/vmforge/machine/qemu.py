@@ -54,6 +54,9 @@ class VMSpec:
     # ASGI app answering at http://169.254.169.254/ for this VM alone (None: nothing answers there).
     guest_policy: GuestPolicy | None = None
     metadata_app: Any = None
+    # Data disks (qcow2), attached after the OS disk in order: LUN n is the guest's n-th virtio disk after the OS
+    # disk (/dev/vdb, /dev/vdc, … on Linux), serial ``lun-<n>`` (/dev/disk/by-id/virtio-lun-<n>).
+    data_disks: list[Path] = field(default_factory=list)
 
 
 def parent_death_args() -> list[str]:
@@ -100,6 +103,9 @@ class BuildVM:
             "-drive", f"file={s.disk},format={s.disk_format},if=none,id=os,discard=unmap",
             "-device", "virtio-blk-pci,drive=os,bootindex=0",
         ]
+        for lun, disk in enumerate(s.data_disks):
+            args += ["-drive", f"file={disk},format=qcow2,if=none,id=data{lun},discard=unmap",
+                     "-device", f"virtio-blk-pci,drive=data{lun},serial=lun-{lun}"]
         if s.seed is not None:
             args += ["-drive", f"file={s.seed},format=raw,if=none,id=seed,media=cdrom,readonly=on",
                      "-device", "ide-cd,drive=seed"]

@@ -20,7 +20,7 @@ from vmforge.kinds.base import BuildError, Context, Step
 from vmforge.machine import inject
 from vmforge.machine.firmware import for_generation
 from vmforge.machine.guestos import for_os
-from vmforge.runner import fingerprint
+from vmforge.runner import datadisks, fingerprint
 from vmforge.runner.guest import BootWatch, boot
 from vmforge.sbom import SbomStep
 from vmforge.service.runstate import RunSubState
@@ -177,7 +177,7 @@ class BootStep(Step):
                         with_seed=not offline, key=keys, accelerator=ctx.state.get("accelerator"),
                         firmware=firmware, watch=BootWatch(check_run=ctx.check, on_vm=on_vm), reset_disk=reset_disk,
                         host_key=host, guest_policy=ctx.state.get("guest_policy"),
-                        metadata_app=ctx.state.get("metadata_app"))
+                        metadata_app=ctx.state.get("metadata_app"), data_disks=datadisks.vm_disks(ctx, self.role))
         ctx.guest = guest
         ctx.state["vm_" + self.role] = guest.vm
 
@@ -261,10 +261,10 @@ def plan(ctx: Context, probe_cache: dict[str, bool]) -> list[Step]:
     validators = [make_step("validate", v, i) for i, v in enumerate(validations)]
     fetch = FetchStep("downloads", validators if validate.get("sourceValidationOnly") else customizers + validators)
     steps: list[Step] = [SourceStep("source"), fetch, DiskStep("build disk", "base_for_build", "build.qcow2"),
-                         BootStep("build VM", "build", probe_cache)]
+                         *datadisks.steps_for_build(t), BootStep("build VM", "build", probe_cache)]
     if validate.get("sourceValidationOnly"):
         steps = [SourceStep("source"), fetch, DiskStep("validation disk", "base_for_build", "validate.qcow2"),
-                 BootStep("validation VM", "build", probe_cache)]
+                 *datadisks.steps_for_build(t), BootStep("validation VM", "build", probe_cache)]
         steps += [*validators, PowerOffStep("validation VM")]
     else:
         steps += customizers
@@ -278,6 +278,7 @@ def plan(ctx: Context, probe_cache: dict[str, bool]) -> list[Step]:
                       BootStep("validation VM", "validate", probe_cache)]
             for s in steps[-2:]:
                 s.phase = RunSubState.VALIDATING
+            steps[-1:-1] = datadisks.steps_for_validation(t)  # before the validation VM boots
             steps += [*validators, PowerOffStep("validation VM")]
     return steps
 

@@ -145,7 +145,7 @@ def boot(disk: Path, fmt: str, workdir: Path, events: RunEvents, loop: asyncio.A
          accelerator: Accelerator | None = None, firmware: Firmware = "bios", watch: BootWatch | None = None,
          reset_disk: Callable[[], None] | None = None, boot_timeout: float | None = None,
          host_key: KeyPair | None = None, guest_policy: GuestPolicy | None = None,
-         metadata_app: Any = None):  # noqa: ANN201
+         metadata_app: Any = None, data_disks: list[Path] | None = None):  # noqa: ANN201
     """Start a VM on ``disk`` and log in over SSH; returns (Guest, key pair).
 
     The SSH host key is pinned: ``host_key`` when the caller already wrote it into ``disk`` (offline
@@ -156,7 +156,7 @@ def boot(disk: Path, fmt: str, workdir: Path, events: RunEvents, loop: asyncio.A
     error), a cancel or the run's deadline (``watch.check_run`` raises), ``boot_timeout``. Under KVM that no
     kernel has yet proven on this host (``accelerator``'s trial), a boot that makes no progress within the
     trial bound is stopped and the same disk (reset by ``reset_disk``) is booted again under TCG, which the
-    host then keeps."""
+    host then keeps. ``data_disks`` (qcow2) are attached after the OS disk, in order (LUN 0, 1, …)."""
     keys = key or generate_keypair()
     watch = watch or BootWatch()
     accelerator = accelerator or Accelerator(None)
@@ -177,7 +177,8 @@ def boot(disk: Path, fmt: str, workdir: Path, events: RunEvents, loop: asyncio.A
             seed = guest_os.seed([keys.public], hostname, password, workdir / "seed.iso", host_key=host_pair)
         vm = BuildVM(VMSpec(disk=disk, workdir=workdir, disk_format=fmt, seed=seed, cpus=cpus, memory_mib=mem,
                             accel=decision.accel, firmware=firmware, guest_policy=guest_policy,
-                            metadata_app=metadata_app), progress=lambda m: events.line(m, "vm"))
+                            metadata_app=metadata_app, data_disks=list(data_disks or [])),
+                    progress=lambda m: events.line(m, "vm"))
         watch.on_vm(vm)
         trial = accelerator.trial_seconds if decision.on_trial else None
         if trial is not None:

@@ -137,3 +137,17 @@ class PlatformImage(Base):
     hyper_v_generation: Mapped[str] = mapped_column(String(4))
     blob_digest: Mapped[str] = mapped_column(ForeignKey("artifact_blobs.digest"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ArtifactDataDisk(Base):
+    """One data disk of a managed image or a gallery image version (``owner_kind`` image | version, ``owner_id``
+    the row's id), at ``lun``: a stored qcow2 like the OS disk, counted in its blob's refcount."""
+
+    __tablename__ = "artifact_data_disks"
+    __table_args__ = (UniqueConstraint("owner_kind", "owner_id", "lun", name="uq_artifact_data_disk"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[int] = mapped_column(Integer, index=True)
+    lun: Mapped[int] = mapped_column(Integer)
+    blob_digest: Mapped[str] = mapped_column(ForeignKey("artifact_blobs.digest"), index=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -19,7 +19,7 @@ from vmforge.wire.base import (
     given,
     union,
 )
-from vmforge.wire.errors import INVALID, Path
+from vmforge.wire.errors import INVALID, MISSING, RANGE, Path
 from vmforge.wire.versions import Since
 
 Source = union("source")
@@ -129,7 +129,29 @@ class ImageTemplateAutoRun(WireModel):
 
 
 class DataDisk(WireModel):
+    """One of ``additionalDataDisks``: a blank disk of ``sizeGB`` GiB for the build VM (vmforge.runner.datadisks).
+
+    The swagger allows 0 and leaves the size optional; a disk needs a size, so it is required and must be 1 to
+    ``MAX_SIZE_GB`` (16383 GiB: each data disk becomes one fixed-VHD file, and ext4 caps a file at 16 TiB; the disk
+    files are sparse, so only what the customizers write costs space)."""
+
+    MAX_SIZE_GB: ClassVar[int] = 16383
     sizeGB: NonNegativeInt32 | None = None
+
+    @classmethod
+    def rules(cls, data: dict[str, Any], path: Path, ctx: Ctx) -> None:
+        super().rules(data, path, ctx)
+        size = data.get("sizeGB")
+        if size is None:
+            ctx.add(MISSING, "The property 'sizeGB' is required: the size of the data disk in GiB.", (*path, "sizeGB"))
+        elif isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= 2**31 - 1 and \
+                not 1 <= size <= cls.MAX_SIZE_GB:
+            ctx.add(RANGE, f"The data disk size {size} GB is out of range: sizeGB must be between 1 and "
+                           f"{cls.MAX_SIZE_GB}.", (*path, "sizeGB"))
+
+
+# The build VM's data disks: at most this many (virtio disks on the VM's PCI bus, one artifact file each).
+MAX_DATA_DISKS = 16
 
 
 def check_distribute(data: dict[str, Any], path: Path, ctx: Ctx) -> None:
@@ -174,6 +196,10 @@ class ImageTemplateProperties(WireModel):
     def rules(cls, data: dict[str, Any], path: Path, ctx: Ctx) -> None:
         super().rules(data, path, ctx)
         check_distribute(data, path, ctx)
+        disks = data.get("additionalDataDisks")
+        if isinstance(disks, list) and len(disks) > MAX_DATA_DISKS:
+            ctx.add(RANGE, f"{len(disks)} data disks were given; at most {MAX_DATA_DISKS} are supported.",
+                    (*path, "additionalDataDisks"))
         staging = data.get("stagingResourceGroup")
         if isinstance(staging, str) and staging and not RESOURCE_GROUP_ID.match(staging):
             ctx.add(INVALID, "The stagingResourceGroup must be a resource group id: "

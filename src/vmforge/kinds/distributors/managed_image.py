@@ -16,6 +16,8 @@ class ManagedImageStep(Step):
         ctx.artifacts.register_managed_image(
             ctx.state["image_path"], o["imageId"], location=o["location"], os_type=ctx.os_type,
             os_state="Generalized", hyper_v_generation=ctx.state.get("hyper_v_generation", "V1"),
-            tags=o.get("artifactTags") or {})
+            tags=o.get("artifactTags") or {}, data_disks=ctx.state.get("data_disks") or [])
         ctx.outputs[o["runOutputName"]] = {"artifact_id": o["imageId"]}
-        ctx.events.line(f"managed image {o['imageId']} created", self.kind)
+        disks = len(ctx.state.get("data_disks") or [])
+        ctx.events.line(f"managed image {o['imageId']} created"
+                        + (f" with {disks} data disk(s) (storageProfile.dataDisks)" if disks else ""), self.kind)

@@ -34,10 +34,14 @@ class SharedImageStep(Step):
             version_id = f"{definition}/versions/{version}"
         ctx.require("write", version_id, f"SharedImage \"{o['runOutputName']}\"")
         regions, location = target_regions(o, ctx.template_location)
+        planned = ctx.artifacts.purchase_plan(definition, ctx.template["source"].get("planInfo"))
+        if planned:
+            ctx.events.line(planned, self.kind)
         ctx.artifacts.create_gallery_version(
             version_id, location=location, source_id=ctx.state.get("source_id") or version_id,
             path=ctx.state["image_path"], target_regions=regions,
-            exclude_from_latest=bool(o.get("excludeFromLatest", False)), tags=o.get("artifactTags") or {})
+            exclude_from_latest=bool(o.get("excludeFromLatest", False)), tags=o.get("artifactTags") or {},
+            data_disks=ctx.state.get("data_disks") or [])
         ctx.outputs[o["runOutputName"]] = {"artifact_id": version_id}
         ctx.events.line(f"gallery image version {version_id} created in {', '.join(r['name'] for r in regions)}",
                         self.kind)

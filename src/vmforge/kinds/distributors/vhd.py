@@ -1,6 +1,7 @@
 """VHD: export the built image as a fixed VHD aligned to 1 MiB (what Azure requires) — to ``uri`` when given
 (an Azure Blob URL of the configured account, or a ``file://`` path under an import root), else to the
-server's VHD store (``<data dir>/vhds``)."""
+server's VHD store (``<data dir>/vhds``). Each data disk (``additionalDataDisks``) gets its own VHD beside it:
+``<OS disk VHD without .vhd>-datadisk-<lun>.vhd``."""
 
 from __future__ import annotations
 
@@ -13,16 +14,34 @@ from vmforge.kinds import register
 from vmforge.kinds.base import BuildError, Context, Step
 
 
+def data_disk_uri(os_uri: str, lun: int) -> str:
+    """Where the VHD of data disk ``lun`` goes, beside the OS disk's: ``….vhd`` → ``…-datadisk-<lun>.vhd``. AIB's
+    run output has one ``artifactUri`` (the OS disk's); a data disk's URI follows from it by this rule."""
+    base = os_uri[:-4] if os_uri.lower().endswith(".vhd") else os_uri
+    return f"{base}-datadisk-{lun}.vhd"
+
+
 @register("distribute", "VHD")
 class VhdStep(Step):
     kind = "VHD"
 
     def run(self, ctx: Context) -> None:
         o = self.options
-        vhd = ctx.work_dir / f"{o['runOutputName']}.vhd"
-        qemuimg.convert_fixed_vhd(ctx.state["image_path"], vhd, src_fmt="qcow2")
-        size = qemuimg.check_fixed_vhd(vhd)
         uri = o.get("uri") or ""
+        name = f"{ctx.template_name}-{o['runOutputName']}-run{ctx.run_id}.vhd"
+        result, size = self._export(ctx, ctx.state["image_path"], uri, name, f"{o['runOutputName']}.vhd")
+        ctx.events.line(f"fixed VHD ({size} bytes) written to {result}", self.kind)
+        for lun, disk in enumerate(ctx.state.get("data_disks") or []):
+            where, size = self._export(ctx, disk, data_disk_uri(uri, lun) if uri else "", data_disk_uri(name, lun),
+                                       f"{o['runOutputName']}-datadisk-{lun}.vhd")
+            ctx.events.line(f"data disk LUN {lun}: fixed VHD ({size} bytes) written to {where}", self.kind)
+        ctx.outputs[o["runOutputName"]] = {"artifact_uri": result}
+
+    def _export(self, ctx: Context, image: Path, uri: str, store_name: str, tmp_name: str) -> tuple[str, int]:
+        """One disk as a fixed VHD at ``uri`` (or ``store_name`` in the server's store); (its URI, its size)."""
+        vhd = ctx.work_dir / tmp_name
+        qemuimg.convert_fixed_vhd(image, vhd, src_fmt="qcow2")
+        size = qemuimg.check_fixed_vhd(vhd)
         try:
             if uri.startswith("file://"):
                 dest = Path(unquote(urlparse(uri).path)).resolve()
@@ -36,12 +55,10 @@ class VhdStep(Step):
             else:
                 from vmforge.artifacts.vhdstore import DirectoryVhdStore
 
-                store = DirectoryVhdStore(ctx.data_dir / "vhds")
-                result = store.put(vhd, "imagebuilder", f"{ctx.template_name}-{o['runOutputName']}-run{ctx.run_id}.vhd")
+                result = DirectoryVhdStore(ctx.data_dir / "vhds").put(vhd, "imagebuilder", store_name)
         finally:
             vhd.unlink(missing_ok=True)
-        ctx.outputs[o["runOutputName"]] = {"artifact_uri": result}
-        ctx.events.line(f"fixed VHD ({size} bytes) written to {result}", self.kind)
+        return result, size
 
     def _to_blob(self, uri: str, vhd: Path) -> str:
         """A page blob in the Azure Blob account of ``VMFORGE_BLOB_CONNECTION_STRING`` (its URL must match)."""
