@@ -16,6 +16,7 @@ and its next fire time is the first one *after now*, never a backlog.
 from __future__ import annotations
 
 import functools
+import threading
 import zoneinfo
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -26,6 +27,11 @@ UTC = timezone.utc
 MAX_SCHEDULE = 200  # characters (the stored column's size)
 # Names in the tz database that are not IANA zones a user means: the host's own zone and helper files.
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+# Set when a Schedule trigger is created or changed, so that the watcher of this process recomputes its sleep at
+# once rather than after up to ``trigger_interval`` seconds.
+changed = threading.Event()
 
 
 @functools.cache
@@ -96,3 +102,4 @@ def configure(row: Any, props: dict[str, Any], now: datetime) -> None:
     if row.schedule != expr or row.time_zone != tz or row.next_run_time is None:
         row.next_run_time = next_fire(expr, tz, now)
     row.schedule, row.time_zone, row.condition = expr, tz, props.get("condition") or "onChange"
+    changed.set()

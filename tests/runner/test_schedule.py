@@ -293,6 +293,39 @@ def test_on_change_unresolvable_inputs_say_why(svc) -> None:  # noqa: ANN001
     assert row.next_run_time == datetime(2026, 6, 1, 10, 3, tzinfo=UTC)
 
 
+def test_a_put_wakes_the_sleeping_watcher(svc) -> None:  # noqa: ANN001
+    import time
+
+    s, path = svc
+    w = ScheduleWatcher(s, interval=3600)  # the real clock; without a wake-up it would sleep for an hour
+    schedule.changed.clear()
+    w.start()
+    try:
+        time.sleep(0.3)  # asleep: no trigger yet
+        _, _, op = s.triggers.put(path, "soon", {"properties": {"kind": "Schedule", "schedule": "* * * * *",
+                                                                "condition": "always"}}, "2025-10-01")
+        s.finish(op.id)
+        with s.db.session() as ses:  # due in half a second instead of at the next minute
+            ses.query(Trigger).one().next_run_time = datetime.now(UTC) + timedelta(seconds=0.5)
+        schedule.changed.set()
+        deadline = time.monotonic() + 10
+        while not runs(s) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(runs(s)) == 1
+    finally:
+        w.stop()
+    assert not w._thread.is_alive()
+
+
+def test_put_rings_the_watcher(svc) -> None:  # noqa: ANN001
+    s, path = svc
+    schedule.changed.clear()
+    s.triggers.put(path, "src", {"properties": {"kind": "SourceImage"}}, "2025-10-01")
+    assert not schedule.changed.is_set()
+    s.triggers.put(path, "sched", {"properties": {"kind": "Schedule", "schedule": "0 2 * * *"}}, "2025-10-01")
+    assert schedule.changed.is_set()
+
+
 def test_a_changed_schedule_is_not_fired_by_a_stale_claim(svc) -> None:  # noqa: ANN001
     s, path = svc
     w = ScheduleWatcher(s, interval=60, clock=Clock(T0))

@@ -1,7 +1,8 @@
 """Schedule triggers (a vmforge extension): run a template on a cron schedule.
 
 Each Schedule trigger stores its next fire time (UTC). The watcher wakes at the earliest of them (at most
-``interval`` seconds apart, so new and changed triggers are seen), and for each trigger that is due:
+``interval`` seconds apart; a PUT of a Schedule trigger in this process wakes it at once through
+``vmforge.schedule.changed``, so a new trigger's first fire is on time), and for each trigger that is due:
 
 1. claims the fire by moving ``next_run_time`` to the first fire time after *now* (a compare-and-set, so two
    servers on one database fire once; fire times missed while the server was down collapse into this one fire);
@@ -52,11 +53,17 @@ class ScheduleWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+        schedule.changed.set()
         if self._thread is not None:
             self._thread.join(10)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.wait_seconds()):
+        while not self._stop.is_set():
+            if schedule.changed.wait(self.wait_seconds()):  # a trigger was put: its fire time may be sooner
+                schedule.changed.clear()
+                if self._stop.is_set():
+                    return
+                continue
             try:
                 self.check_once()
             except Exception:  # noqa: BLE001 — the watcher outlives a bad check
