@@ -55,7 +55,8 @@ def parse_image(body: Any) -> ImageSpec:
                                            "storageProfile.osDisk.blobUri.", "properties.sourceVirtualMachine"))
     storage = props.get("storageProfile") or {}
     if storage.get("dataDisks"):
-        limits.append(ErrorDetail(INVALID, "vmforge images hold one OS disk; data disks are not supported.",
+        limits.append(ErrorDetail(INVALID, "vmforge imports an image's OS disk only; an image gets data disks from "
+                                           "a build's additionalDataDisks.",
                                   "properties.storageProfile.dataDisks"))
     if limits:
         raise ValidationFailed.from_details(limits)
