@@ -29,8 +29,8 @@ MAX_SCHEDULE = 200  # characters (the stored column's size)
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 
 
-# Set when a Schedule trigger is created or changed, so that the watcher of this process recomputes its sleep at
-# once rather than after up to ``trigger_interval`` seconds.
+# Set by vmforge.service.triggers once a Schedule trigger's creation or change is committed, so that the watcher
+# of this process recomputes its sleep at once rather than after up to ``trigger_interval`` seconds.
 changed = threading.Event()
 
 
@@ -102,4 +102,3 @@ def configure(row: Any, props: dict[str, Any], now: datetime) -> None:
     if row.schedule != expr or row.time_zone != tz or row.next_run_time is None:
         row.next_run_time = next_fire(expr, tz, now)
     row.schedule, row.time_zone, row.condition = expr, tz, props.get("condition") or "onChange"
-    changed.set()

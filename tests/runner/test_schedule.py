@@ -322,8 +322,14 @@ def test_put_rings_the_watcher(svc) -> None:  # noqa: ANN001
     schedule.changed.clear()
     s.triggers.put(path, "src", {"properties": {"kind": "SourceImage"}}, "2025-10-01")
     assert not schedule.changed.is_set()
-    s.triggers.put(path, "sched", {"properties": {"kind": "Schedule", "schedule": "0 2 * * *"}}, "2025-10-01")
-    assert schedule.changed.is_set()
+    _, _, op = s.triggers.put(path, "sched", {"properties": {"kind": "Schedule", "schedule": "0 2 * * *"}},
+                              "2025-10-01")
+    assert not schedule.changed.is_set()  # still Creating: the watcher does not count it yet
+    s.finish(op.id)
+    assert schedule.changed.is_set()  # Succeeded: now it does
+    schedule.changed.clear()
+    s.triggers.put(path, "sched", {"properties": {"kind": "Schedule", "schedule": "0 3 * * *"}}, "2025-10-01")
+    assert schedule.changed.is_set()  # an update is complete at once
 
 
 def test_a_changed_schedule_is_not_fired_by_a_stale_claim(svc) -> None:  # noqa: ANN001

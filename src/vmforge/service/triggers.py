@@ -47,9 +47,12 @@ class TriggerService:
                 schedule.configure(row, c["properties"], utcnow())
                 op = self.templates._operation(s, t, "trigger-put", status="Succeeded",
                                                resource_id=self.trigger_id(path, row.name))
-            return row, created, op
+        if kind == "Schedule" and not created:  # committed: the watcher recomputes its sleep (new ones: finish)
+            schedule.changed.set()
+        return row, created, op
 
     def finish(self, op_id: str) -> None:
+        scheduled = False
         with self.db.session() as s:
             op = s.get(Operation, op_id, with_for_update=True)
             if op is None or op.status != "InProgress" or op.kind not in ("trigger-put", "trigger-delete"):
@@ -64,9 +67,12 @@ class TriggerService:
                 if op.kind == "trigger-put":
                     row.provisioning_state = "Succeeded"
                     row.status_time = utcnow()
+                    scheduled = row.kind == "Schedule"
                 else:
                     s.delete(row)
             op.status, op.end_time = "Succeeded", utcnow()
+        if scheduled:  # committed: the schedule watcher counts the trigger from now on
+            schedule.changed.set()
 
     def get(self, path: TemplatePath, name: str) -> Trigger:
         with self.db.read() as s:
