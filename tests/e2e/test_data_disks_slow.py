@@ -2,7 +2,8 @@
 
 The test image is registered as a platform image; a template builds from it with a purchase plan and one 1 GiB
 data disk, which a Shell customizer partitions, formats and writes a file to, and distributes to a managed
-image, a gallery image version and a VHD in the same run. Through azure-mgmt-compute: the image lists the data
+image, a gallery image version and a VHD in the same run; while it runs, the staging group lists the data
+disk. Through azure-mgmt-compute: the image lists the data
 disk (storageProfile.dataDisks), the version its dataDiskImages, the image definition the purchase plan. Then a
 VM is booted (QEMU, test side: vmforge creates no VMs) from the distributed artifacts — the OS disk's VHD, the
 managed image's data disk (its blobUri) and the VHD distributor's data disk VHD — and sees both data disks
@@ -12,6 +13,7 @@ holding the file.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -78,8 +80,11 @@ def test_data_disk_and_plan_reach_every_output_and_a_booted_vm(tmp_path_factory:
                 {"type": "SharedImage", "runOutputName": "sig", "galleryImageId": f"{OUT}/galleries/gal/images/debian",
                  "targetRegions": [{"name": "westus"}]},
                 {"type": "VHD", "runOutputName": "vhd"}]}}
-        client, group, name = run_template(srv, body)
+        client, group, name = run_template(srv, body, wait=False)
         ops = client.virtual_machine_image_templates
+        staged = staged_while_running(srv, ops, group, name)
+        vm = next(n for rtype, n in staged if rtype == "Microsoft.Compute/virtualMachines")
+        assert ("Microsoft.Compute/disks", f"{vm}-datadisk-0") in staged  # listed in the staging group too
         tpl = ops.get(group, name)
         text = log_of(srv, group, name)
         if tpl.last_run_status.run_state != "Succeeded":
@@ -111,6 +116,26 @@ def test_data_disk_and_plan_reach_every_output_and_a_booted_vm(tmp_path_factory:
         assert seen == ["vdb1 vdc1", marker, marker], seen
     finally:
         srv.stop()
+
+
+def staged_while_running(srv: Server, ops, group: str, name: str) -> set[tuple[str, str]]:  # noqa: ANN001
+    """(type, name) of everything seen in the template's staging group while its run was in progress."""
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    from tests.conftest import StaticToken
+
+    arm = ResourceManagementClient(StaticToken(srv.token), SUBSCRIPTION, base_url=srv.url,
+                                   connection_verify=srv.cert, retry_total=0)
+    staging = ops.get(group, name).exact_staging_resource_group.rsplit("/", 1)[-1]
+    seen: set[tuple[str, str]] = set()
+    deadline = time.monotonic() + 1200
+    while True:
+        status = ops.get(group, name).last_run_status
+        if status is not None and status.run_state not in ("Running", "Canceling"):
+            return seen
+        seen |= {(r.type, r.name) for r in arm.resources.list_by_resource_group(staging)}
+        assert time.monotonic() < deadline, "the build did not end"
+        time.sleep(1)
 
 
 def boot_and_read(os_vhd: Path, data: list[tuple[Path, str]], tmp: Path) -> list[str]:

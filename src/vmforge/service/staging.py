@@ -126,7 +126,8 @@ def missing(db: Database, t_props_group: str) -> str | None:
 
 # ---------------------------------------------------------------------- what a run stages
 def stage(db: Database, run_id: int, role: str) -> None:
-    """A run's VM (``role`` build or validate) started: its VM and OS disk appear in the staging group."""
+    """A run's VM (``role`` build or validate) started: its VM, OS disk and data disks appear in the staging
+    group."""
     with db.session() as s:
         run = s.get(Run, run_id)
         t = s.get(Template, run.template_id) if run is not None else None
@@ -138,7 +139,9 @@ def stage(db: Database, run_id: int, role: str) -> None:
             return
         tags = dict((t.properties or {}).get("managedResourceTags") or {})
         vm = f"vmforge-{role}-{run_id}"
-        for rtype, rname in ((VM_TYPE, vm), (DISK_TYPE, f"{vm}-osdisk")):
+        data = [(DISK_TYPE, f"{vm}-datadisk-{lun}")  # additionalDataDisks, attached to both VMs
+                for lun in range(len((t.properties or {}).get("additionalDataDisks") or []))]
+        for rtype, rname in ((VM_TYPE, vm), (DISK_TYPE, f"{vm}-osdisk"), *data):
             exists = s.scalars(select(StagingResource.id).where(
                 StagingResource.subscription_key == sub.lower(), StagingResource.group_key == name.lower(),
                 StagingResource.type_key == rtype.lower(), StagingResource.name_key == rname.lower())).first()
