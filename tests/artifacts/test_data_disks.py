@@ -144,3 +144,41 @@ def test_a_definition_with_another_plan_is_refused(artifacts: Artifacts) -> None
     assert "pub/prod/other" in e.value.message and "pub/prod/n" in e.value.message
     d = artifacts.galleries.get_definition(SUB, RG, "gal", "def")
     assert d.properties["purchasePlan"]["name"] == "other"
+
+
+def build_ctx(artifacts: Artifacts, tmp: Path, os_disk: Path, data: list[Path], plan: dict | None):  # noqa: ANN201
+    from vmforge.events import RunEvents
+    from vmforge.kinds.base import Context
+
+    source = {"type": "PlatformImage", "publisher": "p", "offer": "o", "sku": "s", "version": "1.0.0"}
+    if plan:
+        source["planInfo"] = plan
+    ctx = Context(run_id=3, work_dir=tmp, data_dir=tmp, events=RunEvents(tmp / "log"),
+                  template={"source": source}, template_name="tpl", template_location="westus",
+                  cancel_requested=lambda: False, fetch=lambda url, sha: tmp, artifacts=artifacts)
+    ctx.state.update(image_path=os_disk, data_disks=data, source_version="1.0.0")
+    return ctx
+
+
+def test_distributors_hand_on_the_data_disks_and_the_plan(artifacts: Artifacts, disks, tmp_path: Path) -> None:  # noqa: ANN001
+    from vmforge.kinds.distributors.managed_image import ManagedImageStep
+    from vmforge.kinds.distributors.shared_image import SharedImageStep
+
+    os_disk, d0, d1 = disks
+    definition(artifacts)
+    plan = {"planName": "n", "planProduct": "prod", "planPublisher": "pub"}
+    ctx = build_ctx(artifacts, tmp_path, os_disk, [d0, d1], plan)
+    ManagedImageStep("img", {"runOutputName": "img", "imageId": f"{IMG}/built", "location": "westus"}).run(ctx)
+    SharedImageStep("sig", {"runOutputName": "sig", "galleryImageId": DEF}).run(ctx)
+    assert len(artifacts.open_data_disks(f"{IMG}/built")) == 2
+    version = ctx.outputs["sig"]["artifact_id"]
+    assert artifacts.open_data_disks(version) == artifacts.open_data_disks(f"{IMG}/built")  # same bytes: one file each
+    row, _ = artifacts.versions.get(SUB, RG, "gal", "def", version.rsplit("/", 1)[1])
+    assert [d["lun"] for d in row.properties["storageProfile"]["dataDiskImages"]] == [0, 1]
+    assert artifacts.galleries.get_definition(SUB, RG, "gal", "def").properties["purchasePlan"]["name"] == "n"
+    assert "recorded on the image definition" in (tmp_path / "log").read_text()
+    # Another plan: that distributor fails, and makes no version.
+    other = build_ctx(artifacts, tmp_path, os_disk, [], {**plan, "planName": "m"})
+    with pytest.raises(InvalidParameter, match="differs from the template's source.planInfo"):
+        SharedImageStep("sig", {"runOutputName": "sig", "galleryImageId": DEF}).run(other)
+    assert len(artifacts.versions.list(SUB, RG, "gal", "def")) == 1
