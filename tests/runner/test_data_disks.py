@@ -76,6 +76,9 @@ def test_data_disk_uri_rule() -> None:
         "https://acct.blob.core.windows.net/c/img-datadisk-2.vhd"
     assert data_disk_uri("https://acct.blob.core.windows.net/c/img", 1) == \
         "https://acct.blob.core.windows.net/c/img-datadisk-1.vhd"
+    # Never after the query string: the blob name would be the OS disk's again.
+    assert data_disk_uri("https://acct.blob.core.windows.net/c/img.vhd?sv=1&sig=x", 0) == \
+        "https://acct.blob.core.windows.net/c/img-datadisk-0.vhd?sv=1&sig=x"
 
 
 def test_vhd_distributor_writes_one_vhd_per_data_disk(tmp_path: Path) -> None:

@@ -17,8 +17,9 @@ from vmforge.kinds.base import BuildError, Context, Step
 def data_disk_uri(os_uri: str, lun: int) -> str:
     """Where the VHD of data disk ``lun`` goes, beside the OS disk's: ``….vhd`` → ``…-datadisk-<lun>.vhd``. AIB's
     run output has one ``artifactUri`` (the OS disk's); a data disk's URI follows from it by this rule."""
-    base = os_uri[:-4] if os_uri.lower().endswith(".vhd") else os_uri
-    return f"{base}-datadisk-{lun}.vhd"
+    path, sep, query = os_uri.partition("?")  # a blob URL's query string (a SAS) stays a query string
+    base = path[:-4] if path.lower().endswith(".vhd") else path
+    return f"{base}-datadisk-{lun}.vhd{sep}{query}"
 
 
 @register("distribute", "VHD")
