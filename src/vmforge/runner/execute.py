@@ -249,6 +249,8 @@ class Executor:
                 validation_failed = msg
             if props.get("validate", {}).get("sourceValidationOnly"):
                 ctx.state["image_path"] = ctx.state["resolved"].path
+                # What is distributed is the source as it was: not the blank data disks the validators saw.
+                ctx.state.pop("data_disks", None)
             cleanup_all(ctx, [s for s in ran if s.kind in ("Boot",)])  # VMs off before distribution
             self._distribute(ctx, distributors, validation_failed)
         finally:
