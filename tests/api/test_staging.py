@@ -168,3 +168,27 @@ def test_staging_group_cannot_change_on_update(tmp_path) -> None:  # noqa: ANN00
         assert resources(srv).resource_groups.get(staged).tags["v"] == "2"
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("props,target", [
+    ({"stagingResourceGroup": group_id("a" * 91)}, "properties.stagingResourceGroup"),
+    ({"stagingResourceGroup": group_id("bad%name")}, "properties.stagingResourceGroup"),
+    ({"managedResourceTags": {"a/b": "x"}}, "properties.managedResourceTags['a/b']"),
+    ({"managedResourceTags": {"a": "x" * 257}}, "properties.managedResourceTags['a']"),
+    ({"managedResourceTags": {f"t{i}": "x" for i in range(48)}}, "properties.managedResourceTags"),
+])
+def test_bad_staging_group_names_and_managed_tags_get_400_at_their_path(server: Server, props: dict,
+                                                                         target: str) -> None:
+    """The group's name must be one ARM allows, and managedResourceTags must make valid tags on it — with room
+    for AIB's three (47 at most): nothing is created otherwise."""
+    ib, arm = imagebuilder_client(server), resources(server)
+    rg = group(server)
+    before = {g.name for g in arm.resource_groups.list()}
+    with pytest.raises(HttpResponseError) as e:
+        ib.virtual_machine_image_templates.begin_create_or_update(rg, "tbadtags", body(**props)).result()
+    assert e.value.status_code == 400
+    err = e.value.error
+    assert target in {err.target, *(d.target for d in (err.details or []))}, (err.target, err.message)
+    with pytest.raises(ResourceNotFoundError):
+        ib.virtual_machine_image_templates.get(rg, "tbadtags")
+    assert {g.name for g in arm.resource_groups.list()} == before

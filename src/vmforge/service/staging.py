@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from vmforge.errors import ArmError, BadRequest, Conflict
 from vmforge.service import groups
-from vmforge.service.ids import TemplatePath, location_key, utcnow
+from vmforge.service.ids import TemplatePath, check_group, location_key, utcnow
 from vmforge.store.db import Database
 from vmforge.store.models import Run, Template
 from vmforge.store.tenancy_models import ResourceGroup, StagingResource
@@ -52,6 +52,10 @@ def prepare(s: Session, path: TemplatePath, location: str, props: dict[str, Any]
     """In the transaction that inserts the template: check or create its staging group; whether the service
     owns it (created it here). Raises a 4xx ARM error, and nothing is stored, for a group that cannot be used."""
     sub, name = parse(group_id)
+    try:
+        check_group(name)
+    except ArmError as e:
+        raise BadRequest(e.message, code=e.code, target="properties.stagingResourceGroup") from e
     if sub.lower() != path.subscription.lower():
         raise _invalid(f"The staging resource group '{group_id}' must be in the subscription of the image "
                        f"template ('{path.subscription}').")

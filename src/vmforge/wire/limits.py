@@ -35,17 +35,33 @@ def limit_errors(body: Any) -> list[ErrorDetail]:
         if isinstance(items, list) and len(items) > MAX_STEPS:
             errors.append(ErrorDetail(RANGE, f"At most {MAX_STEPS} entries are allowed; {len(items)} were given.",
                                       "properties." + ".".join(keys)))
-    tags = _get(body, ("tags",))
-    if isinstance(tags, dict):
-        if len(tags) > MAX_TAGS:
-            errors.append(ErrorDetail(RANGE, f"At most {MAX_TAGS} tags are allowed; {len(tags)} were given.",
-                                      "tags"))
-        for name, value in tags.items():
-            if not isinstance(name, str):
-                continue
-            if len(name) > MAX_TAG_NAME:
-                errors.append(ErrorDetail(RANGE, f"A tag name is longer than {MAX_TAG_NAME} characters.", "tags"))
-            if isinstance(value, str) and len(value) > MAX_TAG_VALUE:
-                errors.append(ErrorDetail(RANGE, f"The value of tag '{name[:64]}' is longer than {MAX_TAG_VALUE} "
-                                          "characters.", f"tags['{name[:64]}']"))
+    errors += _tag_errors(_get(body, ("tags",)), "tags", MAX_TAGS)
+    # managedResourceTags become the tags of what the service creates: the staging group also carries AIB's own
+    # three (vmforge.service.staging), so they leave room for those, and their names must be names ARM allows.
+    errors += _tag_errors(_get(props, ("managedResourceTags",)), "properties.managedResourceTags",
+                          MAX_TAGS - MANAGED_TAGS_RESERVED, names=True)
     return errors[:20]
+
+
+MANAGED_TAGS_RESERVED = 3
+_TAG_NAME_FORBIDDEN = set("<>%&\\?/")
+
+
+def _tag_errors(tags: Any, path: str, most: int, names: bool = False) -> list[ErrorDetail]:
+    if not isinstance(tags, dict):
+        return []
+    errors: list[ErrorDetail] = []
+    if len(tags) > most:
+        errors.append(ErrorDetail(RANGE, f"At most {most} tags are allowed; {len(tags)} were given.", path))
+    for name, value in tags.items():
+        if not isinstance(name, str):
+            continue
+        if len(name) > MAX_TAG_NAME:
+            errors.append(ErrorDetail(RANGE, f"A tag name is longer than {MAX_TAG_NAME} characters.", path))
+        elif names and (not name or _TAG_NAME_FORBIDDEN & set(name)):
+            errors.append(ErrorDetail(RANGE, f"The tag name '{name[:64]}' is invalid: use 1-512 characters, none of "
+                                      "'<>%&\\?/'.", f"{path}['{name[:64]}']"))
+        if isinstance(value, str) and len(value) > MAX_TAG_VALUE:
+            errors.append(ErrorDetail(RANGE, f"The value of tag '{name[:64]}' is longer than {MAX_TAG_VALUE} "
+                                      "characters.", f"{path}['{name[:64]}']"))
+    return errors
