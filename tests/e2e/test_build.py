@@ -170,7 +170,11 @@ def test_full_build_with_every_distributor(srv: Server, files: tuple[str, Path],
     assert set(outputs) == {"managed", "sig", "vhd"}
     assert outputs["managed"].artifact_id == managed
     assert outputs["sig"].artifact_id.startswith(gallery_image + "/versions/")
-    assert cc.images.get("out", "built1").tags == {"built-by": "vmforge"}
+    # The artifactTags, and beside them only the lineage tags (vmforge.artifacts.lineage) naming this run.
+    tags = cc.images.get("out", "built1").tags
+    assert {k: v for k, v in tags.items() if not k.startswith("vmforge.")} == {"built-by": "vmforge"}
+    assert tags["vmforge.template"].lower() == tpl.id.lower()
+    assert tags["vmforge.source"] == SRC_IMAGE
     version = cc.gallery_image_versions.get("out", "gal", "debian", outputs["sig"].artifact_id.rsplit("/", 1)[1])
     assert sorted(r.name for r in version.publishing_profile.target_regions) == ["eastus", "westus"]
     # Steps in order, in AIB's log shape, optimization reported.
