@@ -40,5 +40,9 @@ def verify_secret(secret: str, stored: str) -> bool:
 
 
 def new_secret() -> str:
-    """A client secret in the shape Entra ID hands out (40 URL-safe characters)."""
-    return secrets.token_urlsafe(30)
+    """A client secret in the shape Entra ID hands out (40 URL-safe characters), never starting with '-': a
+    command line such as ``az login -p SECRET`` would read that as an option (1 secret in 64 otherwise)."""
+    while True:
+        secret = secrets.token_urlsafe(30)
+        if not secret.startswith("-"):
+            return secret
